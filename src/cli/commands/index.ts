@@ -1,0 +1,12 @@
+/**
+ * The command registry. Each module registers its own subcommands; add one line per module.
+ */
+import type { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import { register as registerConfig } from './config.js';
+
+export type Registrar = (program: Command, ctx: CliContext) => void;
+
+export const registrars: Registrar[] = [
+  registerConfig,
+];
