@@ -5,10 +5,12 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { register as registerConfig } from './config.js';
 import { register as registerSandbox } from './sandbox.js';
+import { register as registerAccount } from './account.js';
 
 export type Registrar = (program: Command, ctx: CliContext) => void;
 
 export const registrars: Registrar[] = [
   registerConfig,
   registerSandbox,
+  registerAccount,
 ];
