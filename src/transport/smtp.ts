@@ -1,0 +1,202 @@
+/**
+ * SMTP transport on nodemailer: STARTTLS (587) by default, implicit TLS as an option, AUTH XOAUTH2
+ * or OAUTHBEARER with tokens from the token manager, a per-account pool of at most 3 connections
+ * (Exchange's concurrency limit), TLS ≥ 1.2 with verification always on unless explicitly
+ * disabled. On `535 5.7.3` the token is reported as rejected and AUTH is retried once with a fresh
+ * token. nodemailer's built-in XOAUTH2 only retries after a 334 challenge (Gmail), not after
+ * Exchange's immediate 535, so the SASL exchange is a custom handler here.
+ */
+import { readFileSync } from 'node:fs';
+import nodemailer, { type Transporter, type SendMailOptions } from 'nodemailer';
+import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
+import { Relay365Error, TransportError } from '../core/errors.js';
+import { redactText } from '../core/redact.js';
+import type { Logger } from '../core/log.js';
+import type { TokenProvider } from '../oauth/types.js';
+import { oauthbearer, xoauth2, OAUTHBEARER_ERROR_RESPONSE } from '../sasl/index.js';
+import { parseReply, replyError } from './replies.js';
+import type { DeliveryResult, Envelope, MessageSource, Transport } from './types.js';
+
+export type SmtpSecurity = 'starttls' | 'implicit' | 'opportunistic' | 'none';
+
+export interface SmtpTransportOptions {
+  host: string;
+  port: number;
+  security?: SmtpSecurity;
+  auth?: { kind: 'oauth'; account: string; mechanism?: 'XOAUTH2' | 'OAUTHBEARER'; minValiditySeconds?: number } | { kind: 'password'; user: string; pass: string };
+  caFile?: string;
+  /** Disables certificate verification. Only for lab set-ups; never in production. */
+  dangerouslySkipTlsVerify?: boolean;
+  maxConnections?: number;
+  /** EHLO name. */
+  name?: string;
+  /** Receives every protocol line (already redacted) for --debug transcripts. */
+  transcript?: (line: string) => void;
+  timeoutMs?: number;
+  pool?: boolean;
+}
+
+const CUSTOM_XOAUTH2 = 'RELAY365-XOAUTH2';
+const CUSTOM_OAUTHBEARER = 'RELAY365-OAUTHBEARER';
+
+export class SmtpTransport implements Transport {
+  readonly name: string;
+  private readonly transporter: Transporter<SMTPTransport.SentMessageInfo>;
+  /** The last token failure inside AUTH (nodemailer re-wraps errors thrown by auth handlers). */
+  private lastTokenError?: Relay365Error;
+
+  constructor(
+    private readonly options: SmtpTransportOptions,
+    private readonly deps: { tokens?: TokenProvider; log?: Logger } = {},
+  ) {
+    const auth = options.auth;
+    this.name = auth?.kind === 'oauth' ? `smtp:${auth.account}` : `smtp:${options.host}:${options.port}`;
+    const security = options.security ?? 'starttls';
+    const ca = options.caFile ? readFileSync(options.caFile, 'utf8') : undefined;
+    const transcript = options.transcript;
+    const logger = transcript
+      ? {
+          level: () => {},
+          trace: () => {},
+          debug: (_meta: unknown, msg: string, ...args: unknown[]) => transcript(redactText(formatLog(msg, args))),
+          info: (_meta: unknown, msg: string, ...args: unknown[]) => transcript(redactText(formatLog(msg, args))),
+          warn: (_meta: unknown, msg: string, ...args: unknown[]) => transcript(redactText(formatLog(msg, args))),
+          error: (_meta: unknown, msg: string, ...args: unknown[]) => transcript(redactText(formatLog(msg, args))),
+          fatal: () => {},
+        }
+      : false;
+    const transportOptions: SMTPTransport.Options & { pool?: boolean; maxConnections?: number; maxMessages?: number; customAuth?: Record<string, unknown> } = {
+      host: options.host,
+      port: options.port,
+      secure: security === 'implicit',
+      requireTLS: security === 'starttls',
+      ignoreTLS: security === 'none',
+      opportunisticTLS: security === 'opportunistic',
+      name: options.name,
+      tls: {
+        minVersion: 'TLSv1.2',
+        ca,
+        rejectUnauthorized: !options.dangerouslySkipTlsVerify,
+        servername: /^[\d.:]+$/.test(options.host) ? undefined : options.host,
+      },
+      connectionTimeout: options.timeoutMs ?? 30_000,
+      greetingTimeout: options.timeoutMs ?? 30_000,
+      socketTimeout: (options.timeoutMs ?? 30_000) * 4,
+      logger: logger as unknown as SMTPTransport.Options['logger'],
+      debug: !!transcript,
+      pool: options.pool ?? true,
+      maxConnections: Math.min(options.maxConnections ?? 3, 3),
+      maxMessages: 100,
+    };
+    if (auth?.kind === 'password') {
+      transportOptions.auth = { user: auth.user, pass: auth.pass };
+    } else if (auth?.kind === 'oauth') {
+      if (!deps.tokens) throw new TransportError('INTERNAL', 'An OAuth SMTP route needs the token manager.');
+      const method = auth.mechanism === 'OAUTHBEARER' ? CUSTOM_OAUTHBEARER : CUSTOM_XOAUTH2;
+      transportOptions.auth = { type: 'custom', method, user: auth.account, pass: 'token' } as unknown as SMTPTransport.Options['auth'];
+      transportOptions.customAuth = { [method]: (ctx: CustomAuthContext) => this.saslBearer(ctx, auth.mechanism ?? 'XOAUTH2', auth.account, auth.minValiditySeconds) };
+    }
+    this.transporter = nodemailer.createTransport(transportOptions);
+  }
+
+  private async saslBearer(ctx: CustomAuthContext, mechanism: 'XOAUTH2' | 'OAUTHBEARER', account: string, minValiditySeconds?: number): Promise<void> {
+    const tokens = this.deps.tokens!;
+    const attempt = async (token: string, user: string) => {
+      const payload = mechanism === 'XOAUTH2' ? xoauth2(user, token) : oauthbearer(user, token, this.options.host, this.options.port);
+      let r = await ctx.sendCommand(`AUTH ${mechanism} ${payload}`);
+      // An error challenge (Gmail, RFC 7628) must be answered before the final reply arrives.
+      if (r.status === 334) r = await ctx.sendCommand(mechanism === 'XOAUTH2' ? '' : OAUTHBEARER_ERROR_RESPONSE);
+      return r;
+    };
+    const token = async (fn: () => ReturnType<TokenProvider['getAccessToken']>) => {
+      try {
+        return await fn();
+      } catch (err) {
+        this.lastTokenError = err instanceof Relay365Error ? err : undefined;
+        throw err;
+      }
+    };
+    let t = await token(() => tokens.getAccessToken(account, { purpose: 'smtp', minValiditySeconds }));
+    let r = await attempt(t.token, t.username);
+    if (r.status === 535 && (r.code === '5.7.3' || !r.code)) {
+      t = await token(() => tokens.tokenRejected(account, t.token, { purpose: 'smtp', minValiditySeconds }));
+      r = await attempt(t.token, t.username);
+    }
+    if (r.status !== 235) {
+      const err = new Error(r.response) as Error & { responseCode?: number; response?: string };
+      err.responseCode = r.status;
+      err.response = r.response;
+      throw err;
+    }
+  }
+
+  async deliver(envelope: Envelope, message: MessageSource): Promise<DeliveryResult> {
+    const started = Date.now();
+    try {
+      const info = await this.transporter.sendMail({
+        envelope: { from: envelope.from, to: envelope.to },
+        raw: message(),
+        dsn: envelope.dsn ? { ret: envelope.dsn.ret, envid: envelope.dsn.envid } : undefined,
+      } as SendMailOptions);
+      const rejectedErrors = (info as unknown as { rejectedErrors?: Array<{ recipient?: string; response?: string; responseCode?: number }> }).rejectedErrors ?? [];
+      const rejected = (info.rejected as string[]).map((rcpt) => {
+        const e = rejectedErrors.find((x) => x.recipient === rcpt);
+        const reply = parseReply(e?.response ?? '550 rejected', e?.responseCode);
+        return { recipient: rcpt, reply, temporary: reply.code >= 400 && reply.code < 500 };
+      });
+      return {
+        accepted: (info.accepted as string[]).map(String),
+        rejected,
+        response: info.response,
+        messageId: /<([^>]+)>/.exec(info.response)?.[1],
+        route: this.name,
+        durationMs: Date.now() - started,
+      };
+    } catch (err) {
+      throw this.translate(err);
+    }
+  }
+
+  private translate(err: unknown): TransportError {
+    const tokenError = this.lastTokenError;
+    this.lastTokenError = undefined;
+    const context = `${this.name} (${this.options.host}:${this.options.port})`;
+    if (tokenError && (err as { code?: string })?.code === 'EAUTH') {
+      return new TransportError(tokenError.code, `${context}: ${tokenError.message}`, { temporary: tokenError.temporary, hint: tokenError.hint, aadsts: tokenError.aadsts, cause: tokenError });
+    }
+    return toTransportError(err, context);
+  }
+
+  /** Connect, negotiate and authenticate without sending (used by check and tests). */
+  async verify(): Promise<void> {
+    try {
+      await this.transporter.verify();
+    } catch (err) {
+      throw this.translate(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.transporter.close();
+  }
+}
+
+interface CustomAuthContext {
+  sendCommand(cmd: string): Promise<{ status: number; code?: string; text: string; response: string }>;
+}
+
+function formatLog(msg: string, args: unknown[]): string {
+  let i = 0;
+  return msg.replace(/%[sdj]/g, () => String(args[i++] ?? ''));
+}
+
+export function toTransportError(err: unknown, context: string): TransportError {
+  if (err instanceof TransportError) return err;
+  const e = err as Error & { code?: string; responseCode?: number; response?: string; cause?: unknown };
+  if (e?.responseCode && e.response) return replyError(parseReply(e.response, e.responseCode), context);
+  if (e?.code === 'ETLS' || /certificate|self.signed|SSL|TLS/i.test(e?.message ?? '')) {
+    return new TransportError('TLS', `${context}: ${e.message}`, { temporary: false, cause: err });
+  }
+  if (e?.code === 'EAUTH') return new TransportError('SMTP_AUTH', `${context}: ${e.message}`, { temporary: false, cause: err });
+  return new TransportError('NETWORK', `${context}: ${e?.message ?? String(err)}`, { temporary: true, cause: err });
+}
