@@ -25,13 +25,13 @@ after(() => sb.stop());
 
 const msg = (from: string, id: string, extra = '') => () => Readable.from([Buffer.from(`From: ${from}\r\nTo: ${BOB}\r\nSubject: ${id}\r\nMessage-ID: <${id}>\r\n${extra}\r\nbody of ${id}\r\n`)]);
 
-function smtp(account: string, mechanism: 'XOAUTH2' | 'OAUTHBEARER' = 'XOAUTH2', transcript?: (l: string) => void): SmtpTransport {
+function smtpTransport(account: string, mechanism: 'XOAUTH2' | 'OAUTHBEARER' = 'XOAUTH2', transcript?: (l: string) => void): SmtpTransport {
   return new SmtpTransport({ host: '127.0.0.1', port: sb.endpoints.smtp.port, security: 'starttls', caFile: sb.caFile, auth: { kind: 'oauth', account, mechanism }, transcript }, { tokens });
 }
 
 test('XOAUTH2 and OAUTHBEARER deliveries land in the mailbox', async () => {
   for (const mech of ['XOAUTH2', 'OAUTHBEARER'] as const) {
-    const t = smtp(ALICE, mech);
+    const t = smtpTransport(ALICE, mech);
     const r = await t.deliver({ from: ALICE, to: [BOB] }, msg(ALICE, `${mech}@test`));
     assert.deepEqual(r.accepted, [BOB]);
     assert.match(r.response, /^250 2\.0\.0 OK </);
@@ -44,14 +44,21 @@ test('XOAUTH2 and OAUTHBEARER deliveries land in the mailbox', async () => {
 test('535 5.7.3 → one refresh and one retry, then delivered', async () => {
   sb.faults.add({ stage: 'smtp.auth', action: { kind: 'reply', reply: '535 5.7.3 Authentication unsuccessful [SN2PR00CA0018.namprd00.prod.outlook.com]' } });
   const before = sb.identity.stats.tokenRequests;
-  const t = smtp(ALICE);
+  const t = smtpTransport(ALICE);
   const r = await t.deliver({ from: ALICE, to: [BOB] }, msg(ALICE, 'retry@test'));
   assert.deepEqual(r.accepted, [BOB]);
   assert.equal(sb.identity.stats.tokenRequests - before, 1, 'exactly one refresh');
   await t.close();
 });
 
-test('replies map to typed errors: temporary/permanent and the fix', async () => {
+test('replies map to typed errors: temporary/permanent and the fix', async (t) => {
+  const opened: SmtpTransport[] = [];
+  t.after(() => Promise.all(opened.map((x) => x.close())));
+  const smtp = (account: string) => {
+    const x = smtpTransport(account);
+    opened.push(x);
+    return x;
+  };
   const cases: Array<[() => Promise<unknown>, RegExp, boolean, RegExp]> = [
     [async () => {
       sb.faults.add({ stage: 'smtp.rcpt', action: { kind: 'reply', reply: '451 4.7.500 Server busy. Please try again later.' } });
@@ -90,7 +97,7 @@ test('app-only SMTP for a mailbox with FullAccess', async () => {
 
 test('--debug style transcript contains the conversation and no token', async () => {
   const lines: string[] = [];
-  const t = smtp(ALICE, 'XOAUTH2', (l) => lines.push(l));
+  const t = smtpTransport(ALICE, 'XOAUTH2', (l) => lines.push(l));
   await t.deliver({ from: ALICE, to: [BOB] }, msg(ALICE, 'transcript@test'));
   await t.close();
   const text = lines.join('\n');
