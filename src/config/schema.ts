@@ -7,9 +7,11 @@
  */
 import { z } from 'zod';
 import { coreSection } from './sections/core.js';
+import { relaySection } from './sections/relay.js';
 
 export const configSchema = z.strictObject({
   ...coreSection,
+  ...relaySection,
 });
 
 export type Config = z.infer<typeof configSchema>;

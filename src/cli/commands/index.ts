@@ -6,6 +6,8 @@ import type { CliContext } from '../context.js';
 import { register as registerConfig } from './config.js';
 import { register as registerSandbox } from './sandbox.js';
 import { register as registerAccount } from './account.js';
+import { register as registerServe } from './serve.js';
+import { register as registerQueue } from './queue.js';
 
 export type Registrar = (program: Command, ctx: CliContext) => void;
 
@@ -13,4 +15,6 @@ export const registrars: Registrar[] = [
   registerConfig,
   registerSandbox,
   registerAccount,
+  registerServe,
+  registerQueue,
 ];

@@ -1,0 +1,49 @@
+import type { Command } from 'commander';
+import { RelayService } from '../../relay/index.js';
+import { hashPassword } from '../../relay/policy.js';
+import { Relay365Error } from '../../core/errors.js';
+import type { CliContext } from '../context.js';
+
+/** `relay365 serve`: the relay (SIGTERM: graceful stop; SIGHUP: reload). */
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('serve')
+    .description('Run the SMTP relay: legacy clients in, Microsoft 365 with OAuth out (embedded defaults: 127.0.0.1:2525, SQLite queue, loopback clients only)')
+    .action(async () => {
+      const log = ctx.log();
+      const service = await RelayService.start({ config: ctx.cfg, stateDir: ctx.stateDir(), log, env: ctx.env });
+      const where = service.inbound.bound.map((b) => `${b.address}:${b.port}${b.tls !== 'none' ? ` (${b.tls})` : ''}`).join(', ');
+      const accounts = await service.tokens.accounts();
+      ctx.err.write(`relay365 relay listening on ${where}; state ${ctx.stateDir()}; ${accounts.length} account(s)${accounts.length ? '' : ' — add one with `relay365 account add`'}\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+        process.on('SIGHUP', () => {
+          void (async () => {
+            try {
+              const file = ctx.globals.config ?? ctx.env.RELAY365_CONFIG;
+              const { loadConfigFile } = await import('../../config/index.js');
+              if (!file) return log.info('SIGHUP: no configuration file to reload (embedded defaults)');
+              service.reload(loadConfigFile(file).config);
+            } catch (err) {
+              log.error({ err }, 'reload failed; keeping the running configuration');
+            }
+          })();
+        });
+      });
+      await service.stop();
+    });
+
+  const relay = program.command('relay').description('Relay helpers');
+  relay
+    .command('hash-password')
+    .description('Print an scrypt hash for relay.users[].password_hash (reads the password from stdin)')
+    .action(async () => {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      const pw = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+      if (!pw) throw new Relay365Error('USAGE', 'Pipe the password on stdin: echo -n secret | relay365 relay hash-password');
+      ctx.print(hashPassword(pw));
+    });
+}

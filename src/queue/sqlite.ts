@@ -1,0 +1,270 @@
+/**
+ * The embedded queue: SQLite (WAL, synchronous=FULL) for the index and one file per message body.
+ * Written by hand: no maintained library offers a durable SMTP queue. A body is written to tmp/,
+ * fsynced, renamed into bodies/ (only then visible, Postfix's discipline) and only then is the row
+ * committed, so a 250 reply always refers to a message that survives a crash. Unreadable entries
+ * are moved to quarantine/ with a log line instead of stopping the relay.
+ */
+import { createReadStream, createWriteStream, promises as fsp, mkdirSync, renameSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform, type Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { QueueError } from '../core/errors.js';
+import { fsyncDir } from '../core/fs.js';
+import type { Logger } from '../core/log.js';
+import type { EnqueueMeta, Queue, QueueAttempt, QueueCounts, QueueEntry, QueueState, SettleOutcome } from './types.js';
+
+export interface SqliteQueueOptions {
+  dir: string;
+  maxMessageBytes?: number;
+  maxLifetimeMs?: number;
+  log?: Logger;
+}
+
+/** Sortable, unique queue ids: time (base36) + random. */
+export function newQueueId(): string {
+  return `${Date.now().toString(36).toUpperCase().padStart(9, '0')}${randomBytes(5).toString('hex').toUpperCase()}`;
+}
+
+interface Row {
+  id: string;
+  state: QueueState;
+  sender: string;
+  size: number;
+  created_at: number;
+  next_attempt_at: number;
+  expires_at: number;
+  attempts: number;
+  last_error: string | null;
+  client_ip: string | null;
+  auth_user: string | null;
+  message_id: string | null;
+}
+
+export class SqliteQueue implements Queue {
+  private readonly db: Database.Database;
+  private readonly bodies: string;
+  private readonly tmp: string;
+  private readonly quarantine: string;
+
+  constructor(private readonly options: SqliteQueueOptions) {
+    this.bodies = join(options.dir, 'bodies');
+    this.tmp = join(options.dir, 'tmp');
+    this.quarantine = join(options.dir, 'quarantine');
+    for (const d of [options.dir, this.bodies, this.tmp, this.quarantine]) mkdirSync(d, { recursive: true, mode: 0o700 });
+    try {
+      this.db = new Database(join(options.dir, 'queue.db'));
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('busy_timeout = 5000');
+      this.db.exec(`
+        CREATE TABLE IF NOT EXISTS entries (
+          id TEXT PRIMARY KEY, state TEXT NOT NULL, sender TEXT NOT NULL, size INTEGER NOT NULL,
+          created_at INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+          attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, client_ip TEXT, auth_user TEXT, message_id TEXT,
+          lease_owner TEXT, lease_until INTEGER);
+        CREATE INDEX IF NOT EXISTS entries_due ON entries(state, next_attempt_at);
+        CREATE TABLE IF NOT EXISTS recipients (
+          entry_id TEXT NOT NULL, address TEXT NOT NULL, state TEXT NOT NULL, last_reply TEXT,
+          PRIMARY KEY (entry_id, address));
+        CREATE TABLE IF NOT EXISTS attempts (
+          entry_id TEXT NOT NULL, at TEXT NOT NULL, route TEXT NOT NULL, recipients TEXT NOT NULL,
+          reply TEXT NOT NULL, duration_ms INTEGER NOT NULL, outcome TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS attempts_entry ON attempts(entry_id);
+      `);
+    } catch (err) {
+      throw new QueueError('QUEUE_IO', `Cannot open the queue database in ${options.dir}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  bodyPath(id: string): string {
+    return join(this.bodies, `${id}.eml`);
+  }
+
+  async enqueue(meta: EnqueueMeta, body: Readable): Promise<QueueEntry> {
+    const id = newQueueId();
+    const tmp = join(this.tmp, id);
+    const max = this.options.maxMessageBytes ?? Number.POSITIVE_INFINITY;
+    let size = 0;
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        size += chunk.length;
+        if (size > max) cb(new QueueError('MESSAGE_INVALID', `Message exceeds the size limit of ${max} bytes`, { temporary: false, smtp: { code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed maximum message size' } }));
+        else cb(null, chunk);
+      },
+    });
+    const out = createWriteStream(tmp, { mode: 0o600, flags: 'wx' });
+    try {
+      await pipeline(body, counter, out);
+      const h = await fsp.open(tmp, 'r+');
+      await h.sync();
+      await h.close();
+      renameSync(tmp, this.bodyPath(id));
+      await fsyncDir(this.bodies);
+    } catch (err) {
+      await fsp.rm(tmp, { force: true });
+      if (err instanceof QueueError) throw err;
+      throw new QueueError('QUEUE_IO', `Could not store the message: ${(err as Error).message}`, { cause: err });
+    }
+    const now = Date.now();
+    const expires = now + (this.options.maxLifetimeMs ?? 5 * 86_400_000);
+    try {
+      this.db.transaction(() => {
+        this.db.prepare('INSERT INTO entries (id, state, sender, size, created_at, next_attempt_at, expires_at, client_ip, auth_user, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(id, 'incoming', meta.sender, size, now, now, expires, meta.clientIp ?? null, meta.authUser ?? null, meta.messageId ?? null);
+        const ins = this.db.prepare("INSERT OR IGNORE INTO recipients (entry_id, address, state) VALUES (?, ?, 'pending')");
+        for (const r of meta.recipients) ins.run(id, r);
+      })();
+    } catch (err) {
+      await fsp.rm(this.bodyPath(id), { force: true });
+      throw new QueueError('QUEUE_IO', `Could not record the message: ${(err as Error).message}`, { cause: err });
+    }
+    return (await this.get(id))!;
+  }
+
+  async claim(options: { owner: string; limit: number; leaseMs: number; now?: Date }): Promise<QueueEntry[]> {
+    const now = (options.now ?? new Date()).getTime();
+    const ids = this.db.transaction(() => {
+      const rows = this.db.prepare("SELECT id FROM entries WHERE (state IN ('incoming','deferred') AND next_attempt_at <= ?) OR (state = 'active' AND lease_until < ?) ORDER BY next_attempt_at LIMIT ?").all(now, now, options.limit) as Array<{ id: string }>;
+      const upd = this.db.prepare("UPDATE entries SET state = 'active', lease_owner = ?, lease_until = ? WHERE id = ?");
+      for (const r of rows) upd.run(options.owner, now + options.leaseMs, r.id);
+      return rows.map((r) => r.id);
+    })();
+    const out: QueueEntry[] = [];
+    for (const id of ids) {
+      if (!existsSync(this.bodyPath(id))) {
+        this.quarantineEntry(id, 'body file missing');
+        continue;
+      }
+      const e = await this.get(id);
+      if (e) out.push(e);
+    }
+    return out;
+  }
+
+  private quarantineEntry(id: string, reason: string): void {
+    this.options.log?.error({ queueId: id, reason }, 'queue entry quarantined');
+    try {
+      if (existsSync(this.bodyPath(id))) renameSync(this.bodyPath(id), join(this.quarantine, `${id}.eml`));
+    } catch {
+      // the row is marked regardless, so the relay keeps running
+    }
+    this.db.prepare("UPDATE entries SET state = 'hold', last_error = ?, lease_owner = NULL WHERE id = ?").run(`quarantined: ${reason}`, id);
+  }
+
+  openBody(id: string): Readable {
+    return createReadStream(this.bodyPath(id));
+  }
+
+  async recordAttempt(id: string, a: QueueAttempt): Promise<void> {
+    this.db.prepare('INSERT INTO attempts (entry_id, at, route, recipients, reply, duration_ms, outcome) VALUES (?, ?, ?, ?, ?, ?, ?)').run(id, a.at, a.route, a.recipients.join(','), a.reply, a.durationMs, a.outcome);
+  }
+
+  async settle(id: string, o: SettleOutcome): Promise<QueueEntry> {
+    this.db.transaction(() => {
+      const set = this.db.prepare('UPDATE recipients SET state = ?, last_reply = ? WHERE entry_id = ? AND address = ?');
+      for (const r of o.delivered) set.run('delivered', null, id, r);
+      for (const f of o.failed) set.run('failed', f.reply, id, f.recipient);
+      for (const d of o.deferred) set.run('deferred', d.reply, id, d.recipient);
+      const rcpts = this.db.prepare('SELECT state FROM recipients WHERE entry_id = ?').all(id) as Array<{ state: string }>;
+      const open = rcpts.some((r) => r.state === 'pending' || r.state === 'deferred');
+      const anyFailed = rcpts.some((r) => r.state === 'failed');
+      const state: QueueState = open ? 'deferred' : anyFailed ? 'bounced' : 'done';
+      const lastError = o.deferred[0]?.reply ?? o.failed[0]?.reply ?? null;
+      this.db.prepare('UPDATE entries SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = COALESCE(?, last_error), lease_owner = NULL, lease_until = NULL WHERE id = ?').run(state, (o.nextAttemptAt ?? new Date()).getTime(), lastError, id);
+    })();
+    const e = (await this.get(id))!;
+    if (e.state === 'done' || e.state === 'bounced') await fsp.rm(this.bodyPath(id), { force: true });
+    return e;
+  }
+
+  private setState(id: string, from: QueueState[], to: QueueState, dueNow = false): boolean {
+    const placeholders = from.map(() => '?').join(',');
+    const r = this.db.prepare(`UPDATE entries SET state = ?${dueNow ? ', next_attempt_at = ?' : ''} WHERE id = ? AND state IN (${placeholders})`).run(...(dueNow ? [to, Date.now(), id, ...from] : [to, id, ...from]));
+    return r.changes > 0;
+  }
+
+  async hold(id: string): Promise<boolean> {
+    return this.setState(id, ['incoming', 'deferred'], 'hold');
+  }
+
+  async release(id: string): Promise<boolean> {
+    return this.setState(id, ['hold'], 'deferred', true);
+  }
+
+  async retry(id: string | 'all'): Promise<number> {
+    if (id === 'all') return this.db.prepare("UPDATE entries SET next_attempt_at = ? WHERE state = 'deferred'").run(Date.now()).changes;
+    return this.setState(id, ['deferred', 'hold'], 'deferred', true) ? 1 : 0;
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const r = this.db.transaction(() => {
+      this.db.prepare('DELETE FROM recipients WHERE entry_id = ?').run(id);
+      this.db.prepare('DELETE FROM attempts WHERE entry_id = ?').run(id);
+      return this.db.prepare('DELETE FROM entries WHERE id = ?').run(id).changes;
+    })();
+    await fsp.rm(this.bodyPath(id), { force: true });
+    return r > 0;
+  }
+
+  private toEntry(row: Row, withHistory: boolean): QueueEntry {
+    const rcpts = this.db.prepare('SELECT address, state, last_reply FROM recipients WHERE entry_id = ? ORDER BY rowid').all(row.id) as Array<{ address: string; state: QueueEntry['recipients'][number]['state']; last_reply: string | null }>;
+    const entry: QueueEntry = {
+      id: row.id,
+      state: row.state,
+      sender: row.sender,
+      recipients: rcpts.map((r) => ({ address: r.address, state: r.state, ...(r.last_reply ? { lastReply: r.last_reply } : {}) })),
+      size: row.size,
+      createdAt: new Date(row.created_at).toISOString(),
+      nextAttemptAt: new Date(row.next_attempt_at).toISOString(),
+      expiresAt: new Date(row.expires_at).toISOString(),
+      attempts: row.attempts,
+      ...(row.last_error ? { lastError: row.last_error } : {}),
+      ...(row.client_ip ? { clientIp: row.client_ip } : {}),
+      ...(row.auth_user ? { authUser: row.auth_user } : {}),
+      ...(row.message_id ? { messageId: row.message_id } : {}),
+    };
+    if (withHistory) {
+      entry.history = (this.db.prepare('SELECT at, route, recipients, reply, duration_ms, outcome FROM attempts WHERE entry_id = ? ORDER BY rowid').all(row.id) as Array<{ at: string; route: string; recipients: string; reply: string; duration_ms: number; outcome: QueueAttempt['outcome'] }>).map((a) => ({ at: a.at, route: a.route, recipients: a.recipients.split(','), reply: a.reply, durationMs: a.duration_ms, outcome: a.outcome }));
+    }
+    return entry;
+  }
+
+  async get(id: string): Promise<QueueEntry | undefined> {
+    const row = this.db.prepare('SELECT * FROM entries WHERE id = ?').get(id) as Row | undefined;
+    return row ? this.toEntry(row, true) : undefined;
+  }
+
+  async list(options: { state?: QueueState; search?: string; limit?: number; offset?: number } = {}): Promise<QueueEntry[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (options.state) {
+      where.push('state = ?');
+      args.push(options.state);
+    }
+    if (options.search) {
+      where.push('(id LIKE ? OR sender LIKE ? OR message_id LIKE ? OR id IN (SELECT entry_id FROM recipients WHERE address LIKE ?))');
+      const like = `%${options.search}%`;
+      args.push(like, like, like, like);
+    }
+    const rows = this.db.prepare(`SELECT * FROM entries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ? OFFSET ?`).all(...args, options.limit ?? 100, options.offset ?? 0) as Row[];
+    return rows.map((r) => this.toEntry(r, false));
+  }
+
+  async counts(): Promise<QueueCounts> {
+    const out: QueueCounts = { incoming: 0, active: 0, deferred: 0, hold: 0, done: 0, bounced: 0 };
+    for (const r of this.db.prepare('SELECT state, COUNT(*) AS n FROM entries GROUP BY state').all() as Array<{ state: QueueState; n: number }>) out[r.state] = r.n;
+    return out;
+  }
+
+  async recoverAfterCrash(): Promise<number> {
+    // Bodies left in tmp/ never got a 250: remove them.
+    for (const f of await fsp.readdir(this.tmp)) await fsp.rm(join(this.tmp, f), { force: true });
+    return this.db.prepare("UPDATE entries SET state = 'deferred', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE state = 'active'").run(Date.now()).changes;
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The mail queue contract (Postfix vocabulary): a message is `incoming` once durably accepted,
+ * `active` while a worker holds its lease, `deferred` until its next attempt, `hold` until an
+ * admin releases it; finished entries stay as `done` or `bounced` records.
+ */
+import type { Readable } from 'node:stream';
+
+export type QueueState = 'incoming' | 'active' | 'deferred' | 'hold' | 'done' | 'bounced';
+export type RecipientState = 'pending' | 'delivered' | 'failed' | 'deferred';
+
+export interface QueueRecipient {
+  address: string;
+  state: RecipientState;
+  lastReply?: string;
+}
+
+export interface QueueAttempt {
+  at: string;
+  route: string;
+  recipients: string[];
+  reply: string;
+  durationMs: number;
+  outcome: 'delivered' | 'deferred' | 'failed' | 'partial';
+}
+
+export interface QueueEntry {
+  id: string;
+  state: QueueState;
+  sender: string;
+  recipients: QueueRecipient[];
+  size: number;
+  createdAt: string;
+  nextAttemptAt: string;
+  expiresAt: string;
+  attempts: number;
+  lastError?: string;
+  clientIp?: string;
+  authUser?: string;
+  messageId?: string;
+  /** Present on get(). */
+  history?: QueueAttempt[];
+}
+
+export interface EnqueueMeta {
+  sender: string;
+  recipients: string[];
+  clientIp?: string;
+  authUser?: string;
+  messageId?: string;
+}
+
+export interface SettleOutcome {
+  delivered: string[];
+  failed: Array<{ recipient: string; reply: string }>;
+  deferred: Array<{ recipient: string; reply: string }>;
+  /** When the deferred recipients are due again. */
+  nextAttemptAt?: Date;
+}
+
+export type QueueCounts = Record<QueueState, number>;
+
+export interface Queue {
+  /** Streams the body to durable storage; resolves only after it is on disk and committed. */
+  enqueue(meta: EnqueueMeta, body: Readable): Promise<QueueEntry>;
+  /** Atomically leases up to `limit` due entries to `owner`. */
+  claim(options: { owner: string; limit: number; leaseMs: number; now?: Date }): Promise<QueueEntry[]>;
+  /** A fresh stream of the message each call. */
+  openBody(id: string): Readable;
+  recordAttempt(id: string, attempt: QueueAttempt): Promise<void>;
+  settle(id: string, outcome: SettleOutcome): Promise<QueueEntry>;
+  hold(id: string): Promise<boolean>;
+  release(id: string): Promise<boolean>;
+  /** Deferred/held → due now; 'all' for every deferred entry. */
+  retry(id: string | 'all'): Promise<number>;
+  delete(id: string): Promise<boolean>;
+  get(id: string): Promise<QueueEntry | undefined>;
+  list(options?: { state?: QueueState; search?: string; limit?: number; offset?: number }): Promise<QueueEntry[]>;
+  counts(): Promise<QueueCounts>;
+  /** Start-up: active entries (a crashed worker's) become deferred and due now. */
+  recoverAfterCrash(): Promise<number>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,236 @@
+/**
+ * Delivery: workers lease due queue entries, route each recipient, deliver through the route's
+ * transport and settle every recipient through the failure policy (./trouble.ts). Exchange's
+ * per-mailbox limits are respected here: at most 3 connections (transport pool), 30 messages per
+ * minute (sliding window: wait, don't fail), 10,000 recipients per day (hold the account).
+ */
+import { EventEmitter } from 'node:events';
+import { hostname as osHostname } from 'node:os';
+import { Readable } from 'node:stream';
+import { Relay365Error, toRelay365Error } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { Config } from '../config/schema.js';
+import type { Queue, QueueEntry, SettleOutcome } from '../queue/index.js';
+import type { TokenProvider } from '../oauth/types.js';
+import { createTransport, type RouteSpec, type Transport } from '../transport/index.js';
+import { backoffMs, decide, failureOf } from './trouble.js';
+import type { RelayRoute, Router } from './routing.js';
+import { buildDsn, type DsnRecipient } from './dsn.js';
+import { rewriteSender } from './rewrite.js';
+
+export interface DeliveryEvent {
+  queueId: string;
+  route: string;
+  outcome: 'delivered' | 'deferred' | 'bounced' | 'partial';
+  recipients: number;
+  durationMs: number;
+  reply: string;
+  replyCode?: number;
+}
+
+class SlidingWindow {
+  private readonly times = new Map<string, number[]>();
+  constructor(private readonly perMinute: number) {}
+  async acquire(key: string): Promise<void> {
+    for (;;) {
+      const now = Date.now();
+      const list = (this.times.get(key) ?? []).filter((t) => t > now - 60_000);
+      if (list.length < this.perMinute) {
+        list.push(now);
+        this.times.set(key, list);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, list[0]! + 60_000 - now + 5));
+    }
+  }
+}
+
+export class DeliveryEngine {
+  readonly events = new EventEmitter();
+  private timer?: NodeJS.Timeout;
+  private running = 0;
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly transports = new Map<string, Transport>();
+  private readonly heldUntil = new Map<string, number>();
+  private readonly limiter: SlidingWindow;
+  private readonly owner = `${osHostname()}:${process.pid}`;
+  private stopping = false;
+
+  constructor(
+    private readonly deps: { queue: Queue; router: Router; tokens: TokenProvider; config: Config; log: Logger; hostname: string },
+  ) {
+    this.limiter = new SlidingWindow(deps.config.delivery.messages_per_minute_per_account);
+  }
+
+  start(): void {
+    this.stopping = false;
+    this.timer = setInterval(() => void this.tick(), this.deps.config.delivery.poll_interval_ms);
+    void this.tick();
+  }
+
+  /** Wake the workers now (after an enqueue). */
+  kick(): void {
+    if (!this.stopping) setImmediate(() => void this.tick());
+  }
+
+  /** Close pooled upstream connections (after an account change; the next delivery reconnects). */
+  async resetTransports(): Promise<void> {
+    const all = [...this.transports.values()];
+    this.transports.clear();
+    await Promise.all(all.map((t) => t.close()));
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    await Promise.allSettled([...this.inflight]);
+    await Promise.all([...this.transports.values()].map((t) => t.close()));
+    this.transports.clear();
+  }
+
+  private ticking = false;
+
+  private async tick(): Promise<void> {
+    if (this.stopping || this.ticking) return;
+    this.ticking = true;
+    try {
+      const free = this.deps.config.delivery.workers - this.running;
+      if (free <= 0) return;
+      const entries = await this.deps.queue.claim({ owner: this.owner, limit: free, leaseMs: 10 * 60_000 });
+      for (const e of entries) {
+        this.running++;
+        const p = this.process(e)
+          .catch((err) => this.deps.log.error({ err, queueId: e.id }, 'delivery crashed; entry will be retried'))
+          .finally(() => {
+            this.running--;
+            this.inflight.delete(p);
+            this.kick();
+          });
+        this.inflight.add(p);
+      }
+    } catch (err) {
+      this.deps.log.error({ err }, 'queue claim failed');
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private transportFor(spec: RouteSpec): Transport {
+    const key = JSON.stringify(spec);
+    let t = this.transports.get(key);
+    if (!t) {
+      t = createTransport(spec, { tokens: this.deps.tokens, log: this.deps.log, heloName: this.deps.hostname });
+      this.transports.set(key, t);
+    }
+    return t;
+  }
+
+  private async process(entry: QueueEntry): Promise<void> {
+    const { queue, router, config, log } = this.deps;
+    const pending = entry.recipients.filter((r) => r.state === 'pending' || r.state === 'deferred').map((r) => r.address);
+    const groups = new Map<string, { route: RelayRoute; recipients: string[] }>();
+    for (const rcpt of pending) {
+      const route = await router.route({ sender: entry.sender, recipient: rcpt, user: entry.authUser, clientIp: entry.clientIp });
+      const key = route.kind === 'transport' ? `${route.name}|${JSON.stringify(route.spec)}` : route.name;
+      const g = groups.get(key) ?? { route, recipients: [] };
+      g.recipients.push(rcpt);
+      groups.set(key, g);
+    }
+    const outcome: SettleOutcome = { delivered: [], failed: [], deferred: [] };
+    let holdUntil: number | undefined;
+    const dsn: DsnRecipient[] = [];
+    for (const { route, recipients } of groups.values()) {
+      const started = Date.now();
+      let reply = '';
+      let replyCode: number | undefined;
+      const fail = (rcpts: string[], text: string, permanent: boolean, status: string) => {
+        for (const r of rcpts) {
+          if (permanent) {
+            outcome.failed.push({ recipient: r, reply: text });
+            dsn.push({ recipient: r, action: 'failed', status, diagnostic: text });
+          } else outcome.deferred.push({ recipient: r, reply: text });
+        }
+      };
+      if (route.kind === 'reject') {
+        reply = `550 5.7.1 ${route.message}`;
+        fail(recipients, reply, true, '5.7.1');
+      } else if (route.kind === 'none') {
+        reply = `451 4.3.0 No route: ${route.reason}`;
+        fail(recipients, reply, false, '4.3.0');
+      } else {
+        const account = 'account' in route.spec ? route.spec.account : undefined;
+        const held = account ? this.heldUntil.get(account) : undefined;
+        if (held && held > Date.now()) {
+          reply = `452 4.2.0 Account ${account} is paused until ${new Date(held).toISOString()} (daily quota)`;
+          fail(recipients, reply, false, '4.2.0');
+          holdUntil = held;
+        } else {
+          if (account) await this.limiter.acquire(account);
+          try {
+            const transport = this.transportFor(route.spec);
+            // Bounces (null sender) go out as the account's mailbox: Exchange only submits mail from it.
+            const rewriteTo = route.rewriteTo ?? (entry.sender === '' && 'account' in route.spec ? route.spec.account : undefined);
+            const source = () => (rewriteTo ? rewriteSender(queue.openBody(entry.id), rewriteTo) : queue.openBody(entry.id));
+            const sender = rewriteTo ?? entry.sender;
+            const result = await transport.deliver({ from: sender, to: recipients }, source);
+            outcome.delivered.push(...result.accepted);
+            reply = result.response;
+            replyCode = Number(result.response.slice(0, 3)) || undefined;
+            for (const r of result.rejected) {
+              const d = decide({ reply: r.reply, temporary: r.temporary });
+              const text = `${r.reply.code} ${r.reply.enhanced ?? ''} ${r.reply.text}`.replace(/\s+/g, ' ');
+              fail([r.recipient], text, d.action === 'bounce', r.reply.enhanced ?? (r.temporary ? '4.0.0' : '5.0.0'));
+            }
+          } catch (e) {
+            const err = e instanceof Relay365Error ? e : toRelay365Error(e);
+            const d = decide(failureOf(err));
+            reply = err.smtp ? `${err.smtp.code} ${err.smtp.enhanced ?? ''} ${err.smtp.text}`.replace(/\s+/g, ' ') : err.message;
+            replyCode = err.smtp?.code;
+            if (d.action === 'hold-account' && account) {
+              holdUntil = Date.now() + 24 * 3600_000;
+              this.heldUntil.set(account, holdUntil);
+            }
+            fail(recipients, reply, d.action === 'bounce', err.smtp?.enhanced ?? (d.action === 'bounce' ? '5.0.0' : '4.0.0'));
+            log.warn({ queueId: entry.id, route: route.name, action: d.action, rule: d.rule, code: err.code, reply }, d.explain);
+          }
+        }
+      }
+      const durationMs = Date.now() - started;
+      const delivered = recipients.filter((r) => outcome.delivered.includes(r));
+      const groupOutcome = delivered.length === recipients.length ? 'delivered' : delivered.length ? 'partial' : outcome.failed.some((f) => recipients.includes(f.recipient)) ? 'failed' : 'deferred';
+      await queue.recordAttempt(entry.id, { at: new Date(started).toISOString(), route: route.name, recipients, reply, durationMs, outcome: groupOutcome });
+      // One line per attempt: never bodies or tokens.
+      log.info({ queueId: entry.id, sender: entry.sender, recipients, route: route.name, reply, durationMs, outcome: groupOutcome }, 'delivery attempt');
+      this.events.emit('attempt', { queueId: entry.id, route: route.name, outcome: groupOutcome === 'failed' ? 'bounced' : groupOutcome, recipients: recipients.length, durationMs, reply, replyCode } satisfies DeliveryEvent);
+    }
+    const now = Date.now();
+    if (outcome.deferred.length && now > Date.parse(entry.expiresAt)) {
+      for (const d of outcome.deferred.splice(0)) {
+        const text = `Message expired after ${Math.round((now - Date.parse(entry.createdAt)) / 3600_000)} h in the queue; last error: ${d.reply}`;
+        outcome.failed.push({ recipient: d.recipient, reply: text });
+        dsn.push({ recipient: d.recipient, action: 'failed', status: '4.4.7', diagnostic: text });
+      }
+    }
+    outcome.nextAttemptAt = new Date(holdUntil ?? now + backoffMs(entry.attempts, config.delivery.retry_initial_seconds, config.delivery.retry_max_seconds));
+    // The DSN is queued before settling (settling a finished entry removes its body).
+    if (dsn.length && entry.sender && config.delivery.bounces) await this.bounce(entry, dsn).catch((err) => log.error({ err, queueId: entry.id }, 'could not queue a bounce'));
+    const settled = await queue.settle(entry.id, outcome);
+    this.events.emit('settled', settled);
+  }
+
+  /** Queue a DSN to the envelope sender; a bounce (null sender) is never bounced. */
+  private async bounce(entry: QueueEntry, recipients: DsnRecipient[]): Promise<void> {
+    let headers = '';
+    for await (const chunk of this.deps.queue.openBody(entry.id)) {
+      headers += (chunk as Buffer).toString('latin1');
+      const i = headers.indexOf('\r\n\r\n');
+      if (i >= 0 || headers.length > 64 * 1024) {
+        headers = headers.slice(0, i >= 0 ? i : 64 * 1024);
+        break;
+      }
+    }
+    const text = buildDsn({ reportingMta: this.deps.hostname, originalSender: entry.sender, queueId: entry.id, arrivalDate: new Date(entry.createdAt), recipients, originalHeaders: headers });
+    await this.deps.queue.enqueue({ sender: '', recipients: [entry.sender] }, Readable.from([Buffer.from(text, 'utf8')]));
+    this.kick();
+  }
+}

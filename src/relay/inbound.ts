@@ -1,0 +1,208 @@
+/**
+ * The inbound SMTP server for legacy clients (smtp-server): listeners without TLS, with STARTTLS or
+ * implicit TLS; IP allow-lists and SMTP AUTH users; per-client limits; never an open relay.
+ * DATA is streamed straight into the durable queue and 250 is sent only after the queue
+ * committed the message.
+ */
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+import type { Config } from '../config/schema.js';
+import { Relay365Error } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { EnqueueMeta, Queue, QueueEntry } from '../queue/index.js';
+import { addressProblem, buildAllowList, clientAllowed, matchesAddressPattern, verifyPassword } from './policy.js';
+
+// smtp-server waits a hard-coded 100 ms before every greeting to catch early talkers. Clients that
+// open one connection per message (printers, smtp-source) would be capped at ~10 messages/s per
+// connection slot, so relay365 greets at once. The library exposes its connection class under
+// ./lib/*; this replaces only the timer in init().
+// The ESM build is patched: it is the instance `import { SMTPServer } from 'smtp-server'` uses.
+const connectionModule = 'smtp-server/lib/smtp-connection.js';
+const { SMTPConnection } = (await import(connectionModule)) as { SMTPConnection: { prototype: Record<string, unknown> } };
+if (!SMTPConnection.prototype.__relay365NoGreetingDelay) {
+  SMTPConnection.prototype.init = function init(this: { _setListeners(cb: () => void): void; _server: { options: { maxClients?: number }; connections: Set<unknown> }; send(code: number, text: string, keep: boolean): void; name: string; connectionReady(): void }) {
+    this._setListeners(() => {
+      if (this._server.options.maxClients && this._server.connections.size > this._server.options.maxClients) {
+        return this.send(421, `${this.name} Too many connected clients, try again in a moment`, false);
+      }
+      this.connectionReady();
+    });
+  };
+  // Replies whose text already starts with an RFC 3463 code keep it (5.7.1 for relay denial)
+  // instead of the library's generic per-reply-code choice (5.1.1 for every 550).
+  const send = SMTPConnection.prototype.send as (this: unknown, code: number, data: unknown, context?: unknown) => unknown;
+  SMTPConnection.prototype.send = function (this: unknown, code: number, data: unknown, context?: unknown) {
+    if (typeof data === 'string' && /^[245]\.\d{1,3}\.\d{1,3} /.test(data)) return send.call(this, code, data, false);
+    return send.call(this, code, data, context);
+  };
+  SMTPConnection.prototype.__relay365NoGreetingDelay = true;
+}
+
+type Listener = Config['relay']['listen'][number];
+
+function smtpError(code: number, message: string): Error & { responseCode: number } {
+  return Object.assign(new Error(message), { responseCode: code });
+}
+
+export interface InboundDeps {
+  config: Config;
+  queue: Queue;
+  log: Logger;
+  hostname: string;
+  onAccepted(entry: QueueEntry): void;
+  onConnection?(): void;
+}
+
+export class InboundServer {
+  private servers: SMTPServer[] = [];
+  private readonly perClient = new Map<string, number>();
+  private readonly perClientMessages = new Map<string, number[]>();
+  bound: Array<{ address: string; port: number; tls: string }> = [];
+
+  constructor(private deps: InboundDeps) {}
+
+  /** Replace the configuration (SIGHUP); listeners keep running. */
+  reconfigure(config: Config): void {
+    this.deps = { ...this.deps, config };
+  }
+
+  async start(): Promise<void> {
+    for (const l of this.deps.config.relay.listen) {
+      const server = this.create(l);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err: NodeJS.ErrnoException) =>
+          reject(
+            new Relay365Error('NETWORK', `Cannot listen for SMTP on ${l.address}:${l.port}: ${err.code ?? err.message}`, {
+              temporary: true,
+              hint: err.code === 'EADDRINUSE' ? 'Another process (another relay365 serve, Postfix?) uses this port: stop it or change relay.listen.' : undefined,
+            }),
+          ),
+        );
+        server.listen(l.port, l.address, () => resolve());
+      });
+      server.on('error', (err) => this.deps.log.error({ err }, 'inbound SMTP error'));
+      const addr = (server.server as unknown as { address(): AddressInfo }).address();
+      this.bound.push({ address: l.address, port: addr.port, tls: l.tls });
+      this.servers.push(server);
+      this.deps.log.info({ address: l.address, port: addr.port, tls: l.tls }, 'listening for SMTP');
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    this.servers = [];
+  }
+
+  private create(l: Listener): SMTPServer {
+    const relay = () => this.deps.config.relay;
+    const tlsFiles = l.tls !== 'none' ? { key: readFileSync(l.key_file ?? ''), cert: readFileSync(l.cert_file ?? '') } : {};
+    // smtp-server calls these hooks with its own `this`.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    return new SMTPServer({
+      ...tlsFiles,
+      secure: l.tls === 'implicit',
+      name: this.deps.hostname,
+      banner: 'relay365 ESMTP ready',
+      disabledCommands: l.tls === 'none' ? ['STARTTLS'] : [],
+      authOptional: true,
+      authMethods: ['PLAIN', 'LOGIN'],
+      allowInsecureAuth: l.tls === 'none',
+      disableReverseLookup: true,
+      size: relay().max_message_size,
+      hideENHANCEDSTATUSCODES: false,
+      hideDSN: false,
+      hidePIPELINING: false,
+      hide8BITMIME: false,
+      hideSMTPUTF8: false,
+      socketTimeout: relay().socket_timeout_seconds * 1000,
+      logger: false,
+      onConnect(session, callback) {
+        const ip = session.remoteAddress;
+        const n = (self.perClient.get(ip) ?? 0) + 1;
+        if (n > relay().max_connections_per_client) return callback(smtpError(421, '4.7.0 Too many connections from your address, try again later'));
+        self.perClient.set(ip, n);
+        self.deps.onConnection?.();
+        callback();
+      },
+      onClose(session) {
+        const ip = session.remoteAddress;
+        const n = (self.perClient.get(ip) ?? 1) - 1;
+        if (n <= 0) self.perClient.delete(ip);
+        else self.perClient.set(ip, n);
+      },
+      onAuth(auth, session, callback) {
+        const user = relay().users.find((u) => u.name === auth.username);
+        if (!user || !auth.password || !verifyPassword(auth.password, user.password_hash)) {
+          self.deps.log.warn({ user: auth.username, client: session.remoteAddress }, 'relay AUTH failed');
+          return callback(smtpError(535, '5.7.8 Authentication credentials invalid'));
+        }
+        callback(null, { user: user.name });
+      },
+      onMailFrom(address, session, callback) {
+        const sender = address.address;
+        if (sender && addressProblem(sender)) return callback(smtpError(553, `5.1.7 Sender address rejected: ${addressProblem(sender)}`));
+        const user = session.user ? relay().users.find((u) => u.name === session.user) : undefined;
+        if (user && !user.allowed_senders.some((p) => matchesAddressPattern(p, sender))) {
+          return callback(smtpError(553, `5.7.1 Sender address rejected: ${user.name} may not send as ${sender || '<>'}`));
+        }
+        const now = Date.now();
+        const times = (self.perClientMessages.get(session.remoteAddress) ?? []).filter((t) => t > now - 60_000);
+        if (times.length >= relay().max_messages_per_minute_per_client) return callback(smtpError(450, '4.7.1 Too many messages from your address, slow down'));
+        times.push(now);
+        self.perClientMessages.set(session.remoteAddress, times);
+        callback();
+      },
+      onRcptTo(address, session, callback) {
+        const rcpt = address.address;
+        const problem = addressProblem(rcpt);
+        if (problem) return callback(smtpError(550, `5.7.1 Relay access denied: ${problem}`));
+        if (!session.user && !clientAllowed(buildAllowList(relay().allow_networks), session.remoteAddress)) {
+          return callback(smtpError(550, '5.7.1 Relay access denied: authenticate first or relay from an allowed network'));
+        }
+        if (session.envelope.rcptTo.length >= relay().max_recipients) return callback(smtpError(452, '4.5.3 Too many recipients'));
+        callback();
+      },
+      onData(stream, session, callback) {
+        void self.receive(stream, session).then(
+          (entry) => callback(null, `2.0.0 Ok: queued as ${entry.id}`),
+          (err: Error & { responseCode?: number; smtp?: { code: number; enhanced?: string; text: string } }) => {
+            if (err.smtp) return callback(smtpError(err.smtp.code, `${err.smtp.enhanced ?? ''} ${err.smtp.text}`.trim()));
+            self.deps.log.error({ err }, 'could not queue a message');
+            callback(smtpError(451, '4.3.0 Temporary local problem: the message could not be queued, try again later'));
+          },
+        );
+      },
+    });
+  }
+
+  private async receive(stream: Readable, session: SMTPServerSession): Promise<QueueEntry> {
+    const env = session.envelope;
+    const sender = env.mailFrom ? env.mailFrom.address : '';
+    const received = `Received: from ${session.hostNameAppearsAs} ([${session.remoteAddress.replace(/^::ffff:/, '')}])\r\n\tby ${this.deps.hostname} (relay365) with ${session.transmissionType}${session.user ? ` (authenticated as ${session.user})` : ''};\r\n\t${new Date().toUTCString().replace('GMT', '+0000')}\r\n`;
+    const meta: EnqueueMeta = { sender, recipients: env.rcptTo.map((r) => r.address), clientIp: session.remoteAddress, authUser: typeof session.user === 'string' ? session.user : undefined };
+    const body = Readable.from(
+      (async function* () {
+        yield Buffer.from(received, 'latin1');
+        // The Message-ID is noted on the way through (the queue indexes it for searches).
+        let head = '';
+        for await (const chunk of stream) {
+          if (head.length < 64 * 1024 && meta.messageId === undefined) {
+            head += (chunk as Buffer).toString('latin1');
+            meta.messageId = /^Message-ID:\s*<([^>\r\n]+)>/im.exec(head.split(/\r?\n\r?\n/)[0]!)?.[1];
+          }
+          yield chunk as Buffer;
+        }
+      })(),
+    );
+    const entry = await this.deps.queue.enqueue(meta, body);
+    if ((stream as Readable & { sizeExceeded?: boolean }).sizeExceeded) {
+      await this.deps.queue.delete(entry.id);
+      throw Object.assign(new Error('too large'), { smtp: { code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed maximum message size' } });
+    }
+    this.deps.onAccepted(entry);
+    return entry;
+  }
+}

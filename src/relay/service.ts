@@ -1,0 +1,94 @@
+/**
+ * The running relay: inbound → queue → delivery, with the token manager as a service the
+ * transports ask. `RelayService.start()` is what `relay365 serve` runs; tests start it in-process.
+ */
+import { EventEmitter } from 'node:events';
+import { hostname as osHostname } from 'node:os';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { writeFileAtomic } from '../core/fs.js';
+import type { Logger } from '../core/log.js';
+import { openTokenManager, type TokenManager } from '../oauth/index.js';
+import { openQueue, type Queue } from '../queue/index.js';
+import { DeliveryEngine } from './delivery.js';
+import { InboundServer } from './inbound.js';
+import { Router } from './routing.js';
+
+export interface RelayServiceOptions {
+  config: Config;
+  stateDir: string;
+  log: Logger;
+  env?: NodeJS.ProcessEnv;
+}
+
+export class RelayService {
+  /** 'accepted' (QueueEntry), 'attempt' (DeliveryEvent), 'settled' (QueueEntry), 'connection'. */
+  readonly events = new EventEmitter();
+  private constructor(
+    readonly config: Config,
+    readonly stateDir: string,
+    readonly queue: Queue,
+    readonly tokens: TokenManager,
+    readonly inbound: InboundServer,
+    readonly delivery: DeliveryEngine,
+    readonly router: Router,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * SIGHUP: apply a new configuration without dropping connections: policy applies to the next
+   * command, routes to the next delivery. Listener addresses and the queue backend need a restart.
+   */
+  reload(config: Config): void {
+    this.inbound.reconfigure(config);
+    this.router.reconfigure(config.relay, config.delivery);
+    this.log.info('configuration reloaded (listeners and queue backend unchanged)');
+  }
+
+  static async start(opts: RelayServiceOptions): Promise<RelayService> {
+    const { config, stateDir, log } = opts;
+    const hostname = config.relay.hostname ?? osHostname();
+    const queue = await openQueue({ backend: config.queue.backend, dir: config.queue.dir, postgres_url: config.queue.postgres_url, max_message_size: config.relay.max_message_size, max_lifetime_seconds: config.delivery.max_lifetime_seconds }, { stateDir, log });
+    const recovered = await queue.recoverAfterCrash();
+    if (recovered) log.warn({ recovered }, 'recovered in-flight messages from an earlier run; they will be retried');
+    const tokens = openTokenManager({ stateDir, caFile: config.delivery.ca_file, log, env: opts.env });
+    tokens.startBackgroundRefresh();
+    const router = new Router(config.relay, config.delivery, async () => (await tokens.accounts()).map((a) => ({ email: a.email, mailbox: a.mailbox })));
+    const delivery = new DeliveryEngine({ queue, router, tokens, config, log, hostname });
+    // The inbound server is created before the service object it reports to.
+    const ref: { service?: RelayService } = {};
+    const inbound = new InboundServer({
+      config,
+      queue,
+      log,
+      hostname,
+      onAccepted: (entry) => {
+        ref.service?.events.emit('accepted', entry);
+        delivery.kick();
+      },
+      onConnection: () => ref.service?.events.emit('connection'),
+    });
+    const service = new RelayService(config, stateDir, queue, tokens, inbound, delivery, router, log);
+    ref.service = service;
+    delivery.events.on('attempt', (e) => service.events.emit('attempt', e));
+    delivery.events.on('settled', (e) => service.events.emit('settled', e));
+    tokens.events.on('refresh', (e) => service.events.emit('refresh', e));
+    await inbound.start();
+    delivery.start();
+    await writeFileAtomic(join(stateDir, 'relay.json'), `${JSON.stringify({ pid: process.pid, smtp: inbound.bound }, null, 2)}\n`, 0o644);
+    return service;
+  }
+
+  get smtpPort(): number {
+    return this.inbound.bound[0]!.port;
+  }
+
+  /** Stop accepting, finish in-flight deliveries, close the queue. */
+  async stop(): Promise<void> {
+    await this.inbound.stop();
+    await this.delivery.stop();
+    this.tokens.stopBackgroundRefresh();
+    await this.queue.close();
+    this.log.info('relay stopped');
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * The one failure policy: an upstream reply (or a local error) → what happens to the recipient.
+ * A table of rules, first match wins, like Postfix's smtp_trouble.c; no if-chains elsewhere.
+ */
+import type { Relay365Error, SmtpReply } from '../core/errors.js';
+
+export type TroubleAction =
+  /** Try this recipient again later (back-off). */
+  | 'defer'
+  /** Permanent failure: bounce this recipient. */
+  | 'bounce'
+  /** Token trouble: defer and flag the account. */
+  | 'defer-account'
+  /** Daily quota exhausted: hold the account's deliveries until the window passes. */
+  | 'hold-account';
+
+interface Rule {
+  name: string;
+  when: (f: Failure) => boolean;
+  action: TroubleAction;
+  explain: string;
+}
+
+export interface Failure {
+  reply?: SmtpReply;
+  /** relay365 error code (OAUTH_*, ACCOUNT_REAUTH_REQUIRED, NETWORK, …). */
+  code?: string;
+  temporary: boolean;
+}
+
+const RULES: Rule[] = [
+  { name: 'quota', when: (f) => /SubmissionQuotaExceeded/i.test(f.reply?.text ?? ''), action: 'hold-account', explain: 'Daily recipient quota (10,000/24 h) exceeded; the account is paused for 24 hours.' },
+  { name: 'reauth', when: (f) => f.code === 'ACCOUNT_REAUTH_REQUIRED' || f.code === 'OAUTH_SERVER', action: 'defer-account', explain: 'The account cannot get a token; messages wait until it is re-authorized.' },
+  { name: 'token-temporary', when: (f) => f.code === 'OAUTH_TEMPORARY', action: 'defer', explain: 'The identity platform is unreachable; retry later (the refresh token is kept).' },
+  { name: 'auth-refused', when: (f) => f.reply?.code === 535 || f.reply?.enhanced === '5.7.139' || f.reply?.enhanced === '5.7.3', action: 'defer-account', explain: 'Exchange refused the OAuth login (even after one refresh): fix the account or tenant setting; messages wait.' },
+  { name: 'hve-expiring', when: (f) => f.reply?.enhanced === '5.5.127', action: 'defer', explain: 'HVE wants tokens with 10+ minutes left; retry with a fresh token.' },
+  { name: 'temporary-reply', when: (f) => !!f.reply && f.reply.code >= 400 && f.reply.code < 500, action: 'defer', explain: 'Temporary failure; retry with back-off.' },
+  { name: 'permanent-reply', when: (f) => !!f.reply && f.reply.code >= 500, action: 'bounce', explain: 'Permanent failure; the sender gets a DSN.' },
+  { name: 'temporary-error', when: (f) => f.temporary, action: 'defer', explain: 'Temporary local or network failure; retry with back-off.' },
+  { name: 'permanent-error', when: () => true, action: 'bounce', explain: 'Permanent failure; the sender gets a DSN.' },
+];
+
+export function decide(f: Failure): { action: TroubleAction; rule: string; explain: string } {
+  const r = RULES.find((x) => x.when(f))!;
+  return { action: r.action, rule: r.name, explain: r.explain };
+}
+
+export function failureOf(err: Relay365Error): Failure {
+  return { reply: err.smtp, code: err.code, temporary: err.temporary };
+}
+
+/** Exponential back-off with ±20 % jitter, capped. */
+export function backoffMs(attempts: number, initialSeconds: number, maxSeconds: number, random = Math.random): number {
+  const base = Math.min(initialSeconds * 2 ** Math.max(0, attempts), maxSeconds) * 1000;
+  return Math.round(base * (0.8 + 0.4 * random()));
+}

@@ -1,0 +1,183 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { sandbox } from '../helpers/sandbox.js';
+import { tempDir, repoRoot } from '../helpers/cli.js';
+import { addAccount } from '../helpers/accounts.js';
+import { RawClient } from '../helpers/sandbox.js';
+import { RelayService, hashPassword } from '../../src/relay/index.js';
+import { parseConfigText } from '../../src/config/index.js';
+import { createLogger } from '../../src/core/log.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
+
+const run = promisify(execFile);
+const ALICE = 'alice@contoso.onmicrosoft.com';
+const BOB = 'bob@contoso.onmicrosoft.com';
+const PY = join(repoRoot, 'test', 'helpers', 'smtp-client.py');
+
+let sb: Sandbox;
+let state: string;
+let relay: RelayService;
+
+function config(extra = ''): ReturnType<typeof parseConfigText>['config'] {
+  return parseConfigText(
+    `relay:
+  listen: [{ address: 127.0.0.1, port: 0 }]
+  hostname: relay.test
+${extra}
+delivery:
+  poll_interval_ms: 100
+  retry_initial_seconds: 1
+  retry_max_seconds: 2
+  ca_file: ${sb.caFile}
+  smtp_host: 127.0.0.1
+  smtp_port: ${sb.endpoints.smtp.port}
+`,
+    'test.yaml',
+  ).config;
+}
+
+before(async () => {
+  sb = await sandbox();
+  state = tempDir();
+  await addAccount(sb, state, ALICE, { password: 'alice-Passw0rd!' });
+  relay = await RelayService.start({ config: config(`  users: [{ name: scanner, password_hash: "${hashPassword('scan-pw-123')}", allowed_senders: ["${ALICE}"] }]`), stateDir: state, log: createLogger({ level: 'silent' }) });
+});
+after(async () => {
+  await relay.stop();
+  await sb.stop();
+});
+
+/** The queue entry for a Message-ID once delivery has settled it (the upstream may see it first). */
+async function settled(messageId: string, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const e = (await relay.queue.list({ search: messageId }))[0];
+    if (e && (e.state === 'done' || e.state === 'bounced')) return e;
+    if (Date.now() > deadline) throw new Error(`${messageId} not settled: ${JSON.stringify(e)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function sendPy(port: number, from: string, to: string, count: number, prefix: string, creds: string[] = []): Promise<Array<{ id: string; code: number }>> {
+  const { stdout } = await run('python3', [PY, String(port), from, to, String(count), prefix, ...creds], { timeout: 60_000 });
+  return stdout.trim().split('\n').map((l) => {
+    const [id, code] = l.split(' ');
+    return { id: id!, code: Number(code) };
+  });
+}
+
+test('smtplib → relay → Microsoft 365 (sandbox) with XOAUTH2; 250 carries the queue id', async () => {
+  const sent = await sendPy(relay.smtpPort, ALICE, BOB, 3, 'basic');
+  assert.deepEqual(sent.map((s) => s.code), [250, 250, 250]);
+  for (const s of sent) {
+    const rec = await sb.mail.waitForOutbound((r) => r.messageId === s.id);
+    assert.deepEqual(rec.to, [BOB]);
+    assert.equal(rec.identity, ALICE);
+    assert.match(rec.raw.toString(), /^Received: from [\s\S]*?by relay\.test \(relay365\)/);
+  }
+  const entry = await settled('basic-0@relay365.test');
+  assert.equal(entry.state, 'done');
+  assert.equal(entry.messageId, 'basic-0@relay365.test');
+});
+
+test('swaks (a client we did not write) through the relay', async () => {
+  const { stdout } = await run('swaks', ['--server', `127.0.0.1:${relay.smtpPort}`, '--from', ALICE, '--to', BOB, '--header', 'Message-Id: <swaks-1@relay365.test>', '--header', `From: ${ALICE}`], { timeout: 30_000 });
+  assert.match(stdout, /<- {2}250 2\.0\.0 Ok: queued as [0-9A-Z]+/);
+  await sb.mail.waitForOutbound((r) => r.messageId === 'swaks-1@relay365.test');
+});
+
+test('4xx from upstream → deferred, retried with back-off, delivered', async () => {
+  sb.faults.add({ stage: 'smtp.rcpt', action: { kind: 'reply', reply: '451 4.7.500 Server busy. Please try again later.' }, count: 1, match: 'info@' });
+  const [s] = await sendPy(relay.smtpPort, ALICE, 'info@contoso.onmicrosoft.com', 1, 'retry4xx');
+  assert.equal(s!.code, 250);
+  await sb.mail.waitForOutbound((r) => r.messageId === s!.id, 15_000);
+  const done = await settled(s!.id);
+  assert.equal(done.state, 'done');
+  assert.equal(done.attempts, 2, 'the first attempt was deferred');
+  const full = await relay.queue.get(done.id);
+  assert.match(full!.history![0]!.reply, /451/);
+  assert.equal(full!.history!.at(-1)!.outcome, 'delivered');
+});
+
+test('dropped upstream connection → retried and delivered', async () => {
+  sb.faults.add({ stage: 'smtp.dataEnd', action: { kind: 'drop' }, count: 1 });
+  const [s] = await sendPy(relay.smtpPort, ALICE, BOB, 1, 'drop');
+  assert.equal(s!.code, 250);
+  await sb.mail.waitForOutbound((r) => r.messageId === s!.id, 20_000);
+});
+
+test('5xx → the recipient bounces and the sender gets an RFC 3464 DSN', async () => {
+  sb.faults.add({ stage: 'smtp.rcpt', action: { kind: 'reply', reply: '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup' }, count: 1, match: 'nobody@' });
+  const [s] = await sendPy(relay.smtpPort, ALICE, 'nobody@contoso.onmicrosoft.com', 1, 'bounce');
+  assert.equal(s!.code, 250);
+  const dsn = await sb.mail.waitForOutbound((r) => r.to.includes(ALICE) && r.raw.toString().includes('nobody@contoso.onmicrosoft.com'), 15_000);
+  const text = dsn.raw.toString();
+  assert.match(text, /Content-Type: multipart\/report; report-type=delivery-status/);
+  assert.match(text, /Final-Recipient: rfc822; nobody@contoso\.onmicrosoft\.com/);
+  assert.match(text, /Action: failed/);
+  assert.match(text, /Status: 5\.1\.10/);
+  assert.match(text, /Message-ID: <bounce-0@relay365\.test>/, 'original headers included');
+});
+
+test('token endpoint down → deferred; delivered after recovery; refresh token intact', async () => {
+  const file = join(state, 'accounts', `${ALICE}.json`);
+  const rec = JSON.parse(readFileSync(file, 'utf8'));
+  const rt = rec.refreshToken;
+  rec.access.outlook.expiresAt = Date.now() - 1000;
+  writeFileSync(file, JSON.stringify(rec), { mode: 0o600 });
+  // The relay's token manager also caches in memory: drop that copy as a restart would.
+  (relay.tokens as unknown as { memory: Map<string, unknown> }).memory.clear();
+  // …and pooled upstream connections are already authenticated: start from fresh ones.
+  await relay.delivery.resetTransports();
+  sb.faults.add({ stage: 'token', action: { kind: 'http', status: 503 }, count: 2 });
+  const [s] = await sendPy(relay.smtpPort, ALICE, BOB, 1, 'tokendown');
+  assert.equal(s!.code, 250);
+  await sb.mail.waitForOutbound((r) => r.messageId === s!.id, 20_000);
+  const after = JSON.parse(readFileSync(file, 'utf8'));
+  assert.ok(after.refreshToken && after.refreshToken !== rt, 'refresh token kept through the outage and rotated after');
+  assert.equal(after.state, 'valid');
+});
+
+test('SMTP AUTH relay user: accepted for allowed senders, refused for others', async () => {
+  const ok = await sendPy(relay.smtpPort, ALICE, BOB, 1, 'authuser', ['scanner', 'scan-pw-123']);
+  assert.equal(ok[0]!.code, 250);
+  const c = await RawClient.connect(relay.smtpPort);
+  await c.smtpReply();
+  await c.cmd('EHLO x');
+  assert.match((await c.cmd(`AUTH PLAIN ${Buffer.from('\0scanner\0wrong').toString('base64')}`))[0]!, /^535 /);
+  assert.match((await c.cmd(`AUTH PLAIN ${Buffer.from('\0scanner\0scan-pw-123').toString('base64')}`))[0]!, /^235 /);
+  assert.match((await c.cmd('MAIL FROM:<ceo@contoso.onmicrosoft.com>'))[0]!, /^553 5\.7\.1 /);
+  c.close();
+});
+
+test('never an open relay: unknown networks and relay tricks are refused at RCPT with 5.7.1', async () => {
+  const closed = await RelayService.start({ config: config('  allow_networks: ["10.0.0.0/8"]'), stateDir: tempDir(), log: createLogger({ level: 'silent' }) });
+  try {
+    const c = await RawClient.connect(closed.smtpPort);
+    await c.smtpReply();
+    await c.cmd('EHLO x');
+    await c.cmd('MAIL FROM:<a@b.example>');
+    // Source routes are stripped (RFC 5321 §C) and the final address still needs permission.
+    for (const rcpt of ['victim@example.net', `${ALICE}`, '@contoso.onmicrosoft.com:victim@example.net', 'victim%example.net@contoso.onmicrosoft.com', 'example.net!victim@contoso.onmicrosoft.com', '"victim@example.net"@contoso.onmicrosoft.com']) {
+      // (smtp-server itself refuses a quoted local part holding an @ as bad syntax: 501 5.1.3.)
+      assert.match((await c.cmd(`RCPT TO:<${rcpt}>`))[0]!, /^(550 5\.7\.1 Relay access denied|501 5\.1\.3 )/, rcpt);
+    }
+    c.close();
+  } finally {
+    await closed.stop();
+  }
+  const c = await RawClient.connect(relay.smtpPort);
+  await c.smtpReply();
+  await c.cmd('EHLO x');
+  await c.cmd(`MAIL FROM:<${ALICE}>`);
+  // Even for an allowed client, addresses that a downstream MTA could re-route are refused.
+  for (const trick of ['victim%example.net@contoso.onmicrosoft.com', 'example.net!victim@contoso.onmicrosoft.com', '"victim@example.net"@contoso.onmicrosoft.com']) {
+    const reply = (await c.cmd(`RCPT TO:<${trick}>`))[0]!;
+    assert.match(reply, /^(550 5\.7\.1 Relay access denied|501 5\.1\.3 )/, `${trick} → ${reply}`);
+  }
+  c.close();
+});
