@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { sandbox } from '../helpers/sandbox.js';
+import { tempDir, repoRoot, cliEntry } from '../helpers/cli.js';
+import { addAccount } from '../helpers/accounts.js';
+
+const ALICE = 'alice@contoso.onmicrosoft.com';
+const BOB = 'bob@contoso.onmicrosoft.com';
+
+function startRelay(state: string, configFile: string): ChildProcess {
+  rmSync(join(state, 'relay.json'), { force: true });
+  return spawn(process.execPath, ['--import', 'tsx', cliEntry, '--state', state, '--config', configFile, 'serve'], { cwd: repoRoot, env: { ...process.env, RELAY365_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'ignore'] });
+}
+
+async function relayPort(state: string): Promise<number> {
+  const file = join(state, 'relay.json');
+  for (let i = 0; i < 200; i++) {
+    if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')).smtp[0].port;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('relay did not start');
+}
+
+/** Sends `count` messages with smtplib, one connection each; resolves with the ids that got 250. */
+function sendBatch(port: number, count: number, prefix: string): { done: Promise<string[]> } {
+  const child = spawn('python3', [join(repoRoot, 'test', 'helpers', 'smtp-client.py'), String(port), ALICE, BOB, String(count), prefix], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  return {
+    done: new Promise((resolve) => child.on('close', () => resolve(out.trim().split('\n').filter((l) => l.endsWith(' 250')).map((l) => l.split(' ')[0]!)))),
+  };
+}
+
+test('kill -9 at random moments while messages flow: every message that got a 250 is delivered', async () => {
+  // Exchange's 30 messages/minute pacing would make this test take many minutes; it is covered elsewhere.
+  const sb = await sandbox({ limits: { messagesPerMinute: 1_000_000 } });
+  const state = tempDir();
+  try {
+    await addAccount(sb, state, ALICE, { password: 'alice-Passw0rd!' });
+    const configFile = join(state, 'relay.yaml');
+    writeFileSync(configFile, `relay:\n  listen: [{ address: 127.0.0.1, port: 0 }]\ndelivery:\n  poll_interval_ms: 100\n  retry_initial_seconds: 1\n  retry_max_seconds: 2\n  ca_file: ${sb.caFile}\n  smtp_host: 127.0.0.1\n  smtp_port: ${sb.endpoints.smtp.port}\n  messages_per_minute_per_account: 100000\n`);
+    const accepted: string[] = [];
+    for (let round = 0; round < 3; round++) {
+      const relay = startRelay(state, configFile);
+      const port = await relayPort(state);
+      const batch = sendBatch(port, 150, `crash${round}`);
+      await new Promise((r) => setTimeout(r, 700 + Math.random() * 1500));
+      relay.kill('SIGKILL');
+      accepted.push(...(await batch.done));
+      await new Promise((r) => relay.exitCode !== null || relay.signalCode !== null ? r(undefined) : relay.once('exit', r));
+    }
+    assert.ok(accepted.length > 50, `enough messages were accepted before the kills (${accepted.length})`);
+    const relay = startRelay(state, configFile);
+    try {
+      await relayPort(state);
+      const deadline = Date.now() + 90_000;
+      let missing: string[] = accepted;
+      while (Date.now() < deadline) {
+        const seen = new Set(sb.mail.outbound().map((r) => r.messageId));
+        missing = accepted.filter((id) => !seen.has(id));
+        if (missing.length === 0) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.deepEqual(missing, [], `${missing.length} of ${accepted.length} accepted messages were lost`);
+    } finally {
+      relay.kill('SIGTERM');
+      await new Promise((r) => relay.once('exit', r));
+    }
+  } finally {
+    await sb.stop();
+  }
+});
