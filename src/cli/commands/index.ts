@@ -8,6 +8,7 @@ import { register as registerSandbox } from './sandbox.js';
 import { register as registerAccount } from './account.js';
 import { register as registerServe } from './serve.js';
 import { register as registerQueue } from './queue.js';
+import { register as registerSend } from './send.js';
 
 export type Registrar = (program: Command, ctx: CliContext) => void;
 
@@ -17,4 +18,5 @@ export const registrars: Registrar[] = [
   registerAccount,
   registerServe,
   registerQueue,
+  registerSend,
 ];
