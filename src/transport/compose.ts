@@ -27,7 +27,6 @@ function iso2022jp(text: string): Buffer {
 }
 
 function encodedWord(text: string): string {
-  // eslint-disable-next-line no-control-regex
   if (/^[\x00-\x7f]*$/.test(text)) return text;
   return `=?ISO-2022-JP?B?${iso2022jp(text).toString('base64')}?=`;
 }
