@@ -8,10 +8,12 @@
 import { z } from 'zod';
 import { coreSection } from './sections/core.js';
 import { relaySection } from './sections/relay.js';
+import { webSection } from './sections/web.js';
 
 export const configSchema = z.strictObject({
   ...coreSection,
   ...relaySection,
+  ...webSection,
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
 import { RelayService } from '../../relay/index.js';
+import { startOpsServer } from '../../web/index.js';
+import { writeFileAtomic } from '../../core/fs.js';
+import { join } from 'node:path';
 import { hashPassword } from '../../relay/policy.js';
 import { Relay365Error } from '../../core/errors.js';
 import type { CliContext } from '../context.js';
@@ -12,9 +15,11 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async () => {
       const log = ctx.log();
       const service = await RelayService.start({ config: ctx.cfg, stateDir: ctx.stateDir(), log, env: ctx.env });
+      const web = ctx.cfg.web.enabled ? await startOpsServer(service, { address: ctx.cfg.web.address, port: ctx.cfg.web.port, readyRequiresAccounts: ctx.cfg.web.ready_requires_valid_accounts }) : undefined;
+      if (web) await writeFileAtomic(join(ctx.stateDir(), 'relay.json'), `${JSON.stringify({ pid: process.pid, smtp: service.inbound.bound, web: web.url }, null, 2)}\n`, 0o644);
       const where = service.inbound.bound.map((b) => `${b.address}:${b.port}${b.tls !== 'none' ? ` (${b.tls})` : ''}`).join(', ');
       const accounts = await service.tokens.accounts();
-      ctx.err.write(`relay365 relay listening on ${where}; state ${ctx.stateDir()}; ${accounts.length} account(s)${accounts.length ? '' : ' — add one with `relay365 account add`'}\n`);
+      ctx.err.write(`relay365 relay listening on ${where}${web ? `; metrics and health on ${web.url}` : ''}; state ${ctx.stateDir()}; ${accounts.length} account(s)${accounts.length ? '' : ' — add one with `relay365 account add`'}\n`);
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
         process.once('SIGTERM', stop);
@@ -32,6 +37,7 @@ export function register(program: Command, ctx: CliContext): void {
           })();
         });
       });
+      await web?.stop();
       await service.stop();
     });
 

@@ -1,0 +1,2 @@
+export { startOpsServer, type OpsServerOptions } from './server.js';
+export { RelayMetrics } from './metrics.js';
