@@ -49,7 +49,7 @@ export class Relay365Error extends Error {
 
   /** The exit code a command should end with when this error stops it. */
   get exitCode(): ExitCode {
-    if (this instanceof UsageError || this instanceof ConfigError) return ExitCode.USAGE;
+    if (this instanceof UsageError || this instanceof ConfigError || this.code === 'USAGE' || this.code === 'CONFIG_INVALID') return ExitCode.USAGE;
     return this.temporary ? ExitCode.TEMPFAIL : ExitCode.PERMANENT;
   }
 

@@ -87,7 +87,7 @@ test('wrong and expired secrets are reported with the AADSTS code and the fix (e
   const wrong = await runCli([...common(state), 'account', 'add', ALICE, '--tenant', TENANT, '--client-id', DAEMON, '--client-secret-env', 'S', '--authority-host', sb.endpoints.authorityHost, '--ca-file', sb.caFile], { env: { S: 'd4e5f6a7-0000-4000-8000-00000000da3e' } });
   assert.equal(wrong.code, 1);
   assert.match(wrong.stderr, /AADSTS7000215/);
-  assert.match(wrong.stderr, /hint: .*VALUE.*not the secret ID/);
+  assert.match(wrong.stderr, /hint: .*secret ID.*VALUE/);
   const expired = await runCli([...common(state), 'account', 'add', ALICE, '--tenant', TENANT, '--client-id', '11111111-0000-4000-8000-000000000004', '--client-secret-env', 'S', '--authority-host', sb.endpoints.authorityHost, '--ca-file', sb.caFile], { env: { S: 'sandbox-expired-secret' } });
   assert.equal(expired.code, 1);
   assert.match(expired.stderr, /AADSTS7000222/);

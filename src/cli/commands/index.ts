@@ -9,6 +9,7 @@ import { register as registerAccount } from './account.js';
 import { register as registerServe } from './serve.js';
 import { register as registerQueue } from './queue.js';
 import { register as registerSend } from './send.js';
+import { register as registerExplain } from './explain.js';
 
 export type Registrar = (program: Command, ctx: CliContext) => void;
 
@@ -19,4 +20,5 @@ export const registrars: Registrar[] = [
   registerServe,
   registerQueue,
   registerSend,
+  registerExplain,
 ];

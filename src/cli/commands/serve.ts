@@ -4,7 +4,7 @@ import { startOpsServer } from '../../web/index.js';
 import { writeFileAtomic } from '../../core/fs.js';
 import { join } from 'node:path';
 import { hashPassword } from '../../relay/policy.js';
-import { Relay365Error } from '../../core/errors.js';
+import { UsageError } from '../../core/errors.js';
 import type { CliContext } from '../context.js';
 
 /** `relay365 serve`: the relay (SIGTERM: graceful stop; SIGHUP: reload). */
@@ -49,7 +49,7 @@ export function register(program: Command, ctx: CliContext): void {
       const chunks: Buffer[] = [];
       for await (const c of process.stdin) chunks.push(c as Buffer);
       const pw = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
-      if (!pw) throw new Relay365Error('USAGE', 'Pipe the password on stdin: echo -n secret | relay365 relay hash-password');
+      if (!pw) throw new UsageError('Pipe the password on stdin: echo -n secret | relay365 relay hash-password');
       ctx.print(hashPassword(pw));
     });
 }
