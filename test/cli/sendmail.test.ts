@@ -5,7 +5,7 @@ import { runCli, tempDir } from '../helpers/cli.js';
 import { addAccount } from '../helpers/accounts.js';
 import { parseSendmailArgs } from '../../src/cli/sendmail.js';
 import { RelayService } from '../../src/relay/index.js';
-import { parseConfigText } from '../../src/config/index.js';
+import { relayConfig } from '../helpers/relay.js';
 import { createLogger } from '../../src/core/log.js';
 
 test('sendmail option parsing: -t -oi -f -F, recipients, ignored historic flags', () => {
@@ -23,8 +23,7 @@ test('relay365 sendmail -t hands the message to the running relay, which deliver
   const sb = await sandbox();
   const state = tempDir();
   await addAccount(sb, state, 'alice@contoso.onmicrosoft.com', { password: 'alice-Passw0rd!' });
-  const cfg = parseConfigText(`relay:\n  listen: [{ address: 127.0.0.1, port: 0 }]\ndelivery:\n  poll_interval_ms: 100\n  ca_file: ${sb.caFile}\n  smtp_host: 127.0.0.1\n  smtp_port: ${sb.endpoints.smtp.port}\n`).config;
-  const relay = await RelayService.start({ config: cfg, stateDir: state, log: createLogger({ level: 'silent' }) });
+  const relay = await RelayService.start({ config: relayConfig(sb), stateDir: state, log: createLogger({ level: 'silent' }) });
   try {
     const input = 'From: alice@contoso.onmicrosoft.com\nTo: bob@contoso.onmicrosoft.com\nBcc: info@contoso.onmicrosoft.com\nSubject: cron output\nMessage-ID: <cron-1@host>\n\nline 1\n.\nline after a lone dot (kept with -oi)\n';
     const r = await runCli(['sendmail', '-t', '-oi'], { input, env: { RELAY365_STATE_DIR: state } });

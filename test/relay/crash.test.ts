@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { sandbox } from '../helpers/sandbox.js';
 import { tempDir, repoRoot, cliEntry } from '../helpers/cli.js';
 import { addAccount } from '../helpers/accounts.js';
+import { relayYaml } from '../helpers/relay.js';
 
 const ALICE = 'alice@contoso.onmicrosoft.com';
 const BOB = 'bob@contoso.onmicrosoft.com';
@@ -41,7 +42,7 @@ test('kill -9 at random moments while messages flow: every message that got a 25
   try {
     await addAccount(sb, state, ALICE, { password: 'alice-Passw0rd!' });
     const configFile = join(state, 'relay.yaml');
-    writeFileSync(configFile, `relay:\n  listen: [{ address: 127.0.0.1, port: 0 }]\ndelivery:\n  poll_interval_ms: 100\n  retry_initial_seconds: 1\n  retry_max_seconds: 2\n  ca_file: ${sb.caFile}\n  smtp_host: 127.0.0.1\n  smtp_port: ${sb.endpoints.smtp.port}\n  messages_per_minute_per_account: 100000\nweb:\n  port: 0\n`);
+    writeFileSync(configFile, relayYaml(sb, { delivery: '  messages_per_minute_per_account: 100000' }));
     const accepted: string[] = [];
     for (let round = 0; round < 3; round++) {
       const relay = startRelay(state, configFile);

@@ -9,7 +9,7 @@ import { tempDir, repoRoot } from '../helpers/cli.js';
 import { addAccount } from '../helpers/accounts.js';
 import { RawClient } from '../helpers/sandbox.js';
 import { RelayService, hashPassword } from '../../src/relay/index.js';
-import { parseConfigText } from '../../src/config/index.js';
+import { relayConfig } from '../helpers/relay.js';
 import { createLogger } from '../../src/core/log.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 
@@ -22,23 +22,7 @@ let sb: Sandbox;
 let state: string;
 let relay: RelayService;
 
-function config(extra = ''): ReturnType<typeof parseConfigText>['config'] {
-  return parseConfigText(
-    `relay:
-  listen: [{ address: 127.0.0.1, port: 0 }]
-  hostname: relay.test
-${extra}
-delivery:
-  poll_interval_ms: 100
-  retry_initial_seconds: 1
-  retry_max_seconds: 2
-  ca_file: ${sb.caFile}
-  smtp_host: 127.0.0.1
-  smtp_port: ${sb.endpoints.smtp.port}
-`,
-    'test.yaml',
-  ).config;
-}
+const config = (extra = '') => relayConfig(sb, extra);
 
 before(async () => {
   sb = await sandbox();

@@ -10,7 +10,7 @@ import { tempDir, repoRoot } from '../helpers/cli.js';
 import { addAccount } from '../helpers/accounts.js';
 import { RelayService } from '../../src/relay/index.js';
 import { startOpsServer } from '../../src/web/index.js';
-import { parseConfigText } from '../../src/config/index.js';
+import { relayConfig } from '../helpers/relay.js';
 import { createLogger } from '../../src/core/log.js';
 
 const run = promisify(execFile);
@@ -28,8 +28,7 @@ test('/metrics values match the traffic; /healthz and /readyz', async () => {
   const sb = await sandbox();
   const state = tempDir();
   await addAccount(sb, state, 'alice@contoso.onmicrosoft.com', { password: 'alice-Passw0rd!' });
-  const cfg = parseConfigText(`relay:\n  listen: [{ address: 127.0.0.1, port: 0 }]\ndelivery:\n  poll_interval_ms: 100\n  ca_file: ${sb.caFile}\n  smtp_host: 127.0.0.1\n  smtp_port: ${sb.endpoints.smtp.port}\n`).config;
-  const relay = await RelayService.start({ config: cfg, stateDir: state, log: createLogger({ level: 'silent' }) });
+  const relay = await RelayService.start({ config: relayConfig(sb), stateDir: state, log: createLogger({ level: 'silent' }) });
   const ops = await startOpsServer(relay, { address: '127.0.0.1', port: 0, readyRequiresAccounts: true });
   try {
     sb.faults.add({ stage: 'smtp.rcpt', action: { kind: 'reply', reply: '550 5.1.10 RESOLVER.ADR.RecipientNotFound' }, match: 'nobody@' });
