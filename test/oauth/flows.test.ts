@@ -262,3 +262,23 @@ test('no token, secret or password in any output at debug log level', async () =
     }
   }
 });
+
+test('idle delegated accounts are refreshed in the background so refresh tokens do not age out', async () => {
+  const state = tempDir();
+  await addDelegated(state, 'bob@contoso.onmicrosoft.com', 'bob-Passw0rd!');
+  await https(sb, `${sb.endpoints.admin}/users/bob@contoso.onmicrosoft.com`, { json: { tokensValidFrom: 0 } });
+  const manager = openTokenManager({ stateDir: state });
+  const file = join(state, 'accounts', 'bob@contoso.onmicrosoft.com.json');
+  const rec = JSON.parse(readFileSync(file, 'utf8'));
+  rec.lastRefresh = new Date(Date.now() - 30 * 86_400_000).toISOString();
+  writeFileSync(file, JSON.stringify(rec), { mode: 0o600 });
+  manager.startBackgroundRefresh(100, 14);
+  try {
+    for (let i = 0; i < 100 && JSON.parse(readFileSync(file, 'utf8')).lastRefresh === rec.lastRefresh; i++) await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    manager.stopBackgroundRefresh();
+  }
+  const after = JSON.parse(readFileSync(file, 'utf8'));
+  assert.notEqual(after.lastRefresh, rec.lastRefresh);
+  assert.notEqual(after.refreshToken, rec.refreshToken, 'a fresh refresh token (90-day window restarts)');
+});
