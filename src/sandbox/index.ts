@@ -19,6 +19,7 @@ import { MailStore } from './mail/store.js';
 import { startSmtpServer } from './mail/smtp.js';
 import { startPop3Server, listen } from './mail/pop3.js';
 import { startGraphServer } from './mail/graph.js';
+import { startImapServer } from './mail/imap.js';
 
 export { Directory, APP_IDS, DEFAULT_TENANT_ID, FaultInjector, MailStore };
 export type { Fault, FaultAction, FaultStage } from './faults.js';
@@ -34,6 +35,8 @@ export interface SandboxEndpoints {
   admin: string;
   smtp: HostPort;
   smtpHve: HostPort;
+  imap: HostPort;
+  imapStarttls: HostPort;
   pop3: HostPort;
   pop3Stls: HostPort;
   graph: string;
@@ -44,7 +47,7 @@ export interface SandboxOptions {
   /** A directory object, or a YAML file path; default: the built-in directory. */
   directory?: unknown;
   host?: string;
-  ports?: Partial<Record<'identity' | 'smtp' | 'smtpHve' | 'pop3' | 'pop3Stls' | 'graph', number>>;
+  ports?: Partial<Record<'identity' | 'smtp' | 'smtpHve' | 'imap' | 'imapStarttls' | 'pop3' | 'pop3Stls' | 'graph', number>>;
   tokenLifetimeSeconds?: number;
   deviceCodeLifetimeSeconds?: number;
   deviceInterval?: number;
@@ -119,6 +122,10 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     stops.push(smtp.stop);
     const hve = await startSmtpServer(ctx, 'hve', host, ports.smtpHve ?? 0);
     stops.push(hve.stop);
+    const imap = await startImapServer(ctx, host, ports.imap ?? 0, true);
+    stops.push(imap.stop);
+    const imapStarttls = await startImapServer(ctx, host, ports.imapStarttls ?? 0, false);
+    stops.push(imapStarttls.stop);
     const pop3 = await startPop3Server(ctx, host, ports.pop3 ?? 0, true);
     stops.push(pop3.stop);
     const pop3Stls = await startPop3Server(ctx, host, ports.pop3Stls ?? 0, false);
@@ -130,6 +137,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       admin: `${identity.baseUrl}/sandbox/admin`,
       smtp: { host, port: smtp.port },
       smtpHve: { host, port: hve.port },
+      imap: { host, port: imap.port },
+      imapStarttls: { host, port: imapStarttls.port },
       pop3: { host, port: pop3.port },
       pop3Stls: { host, port: pop3Stls.port },
       graph: `https://${urlHost}:${graph.port}`,

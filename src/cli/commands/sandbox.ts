@@ -8,7 +8,7 @@ import type { CliContext } from '../context.js';
 export function register(program: Command, ctx: CliContext): void {
   program
     .command('sandbox')
-    .description('Run a local emulator of Microsoft 365 (identity platform, Exchange SMTP/POP3, Graph) for trials and tests')
+    .description('Run a local emulator of Microsoft 365 (identity platform, Exchange SMTP/IMAP/POP3, Graph) for trials and tests')
     .option('--directory <file>', 'directory YAML (tenants, users, apps); default: the built-in demo directory')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--smtp-port <port>', 'SMTP submission port (0 = free)', '0')
@@ -38,6 +38,7 @@ export function register(program: Command, ctx: CliContext): void {
             `  identity platform  ${e.authorityHost}/{tenant}/oauth2/v2.0/{authorize,token,devicecode}`,
             `  SMTP (STARTTLS)    ${e.smtp.host}:${e.smtp.port}`,
             `  SMTP HVE           ${e.smtpHve.host}:${e.smtpHve.port}`,
+            `  IMAP (TLS/STARTTLS) ${e.imap.host}:${e.imap.port} / ${e.imapStarttls.port}`,
             `  POP3 (TLS/STLS)    ${e.pop3.host}:${e.pop3.port} / ${e.pop3Stls.port}`,
             `  Graph              ${e.graph}/v1.0/users/{id}/sendMail`,
             `  admin API          ${e.admin}`,
