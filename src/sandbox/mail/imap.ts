@@ -180,8 +180,9 @@ export function startImapServer(ctx: SandboxContext, host: string, port: number,
       const sp = line.indexOf(' ');
       const tag = sp < 0 ? line : line.slice(0, sp);
       const rest = sp < 0 ? '' : line.slice(sp + 1);
-      let [cmd = '', ...args] = tokenize(rest);
-      cmd = cmd.toUpperCase();
+      const tokens = tokenize(rest);
+      let cmd = (tokens[0] ?? '').toUpperCase();
+      const args = tokens.slice(1);
       let uidMode = false;
       if (cmd === 'UID') {
         uidMode = true;
