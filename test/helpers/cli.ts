@@ -16,6 +16,15 @@ export interface CliResult {
   stderr: string;
 }
 
+/**
+ * Environment for child processes: without NODE_TEST_CONTEXT, which would make a child node
+ * process behave as a test-runner child (e.g. it ignores SIGTERM handlers of the program).
+ */
+export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const { NODE_TEST_CONTEXT: _ignored, ...env } = process.env;
+  return { ...env, RELAY365_LOG_LEVEL: 'silent', ...extra };
+}
+
 export function tempDir(prefix = 'relay365-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
@@ -24,7 +33,7 @@ export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, ...args], {
       cwd: options.cwd ?? repoRoot,
-      env: { ...process.env, RELAY365_LOG_LEVEL: 'silent', ...options.env },
+      env: childEnv(options.env),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { chromium } from 'playwright-core';
 import { sandbox } from '../helpers/sandbox.js';
-import { tempDir, cliEntry, repoRoot } from '../helpers/cli.js';
+import { tempDir, cliEntry, repoRoot, childEnv } from '../helpers/cli.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -20,7 +20,7 @@ test('browser flow: a real headless Chromium signs in on the sandbox page and th
     const child = spawn(
       process.execPath,
       ['--import', 'tsx', cliEntry, '--state', state, 'account', 'add', 'bob@contoso.onmicrosoft.com', '--tenant', 'contoso.onmicrosoft.com', '--client-id', '11111111-0000-4000-8000-000000000001', '--flow', 'browser', '--scopes', 'smtp,imap', '--authority-host', sb.endpoints.authorityHost, '--ca-file', sb.caFile, '--json', '--no-browser'],
-      { cwd: repoRoot, env: { ...process.env, RELAY365_LOG_LEVEL: 'silent' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: repoRoot, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';
     let stderr = '';

@@ -5,7 +5,7 @@ import { statSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { sandbox, https, tokenUrl } from '../helpers/sandbox.js';
-import { runCli, tempDir, cliEntry, repoRoot } from '../helpers/cli.js';
+import { runCli, tempDir, cliEntry, repoRoot, childEnv } from '../helpers/cli.js';
 import { openTokenManager } from '../../src/oauth/index.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 
@@ -30,7 +30,7 @@ function common(state: string): string[] {
 /** Start the CLI and hand each stdout JSON line to `onLine`. */
 function interactiveCli(args: string[], onLine: (obj: any) => void | Promise<void>, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, ...args], { cwd: repoRoot, env: { ...process.env, RELAY365_LOG_LEVEL: 'silent', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, ...args], { cwd: repoRoot, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let pending = '';
