@@ -152,11 +152,11 @@ export class TokenManager implements TokenProvider {
     this.tokenRequests++;
     const ctx = flowContextFor(rec, this.options);
     const cloud = CLOUDS[rec.cloud ?? 'global'] ?? CLOUDS.global!;
-    if (rec.flow === 'client-credentials') return clientCredentials(ctx, scopeFor(group, rec.purposes, true, cloud));
+    if (rec.flow === 'client-credentials') return clientCredentials(ctx, rec.scope ?? scopeFor(group, rec.purposes, true, cloud));
     if (!rec.refreshToken) {
       throw new OAuthError('ACCOUNT_REAUTH_REQUIRED', `Account ${rec.email} has no refresh token.`, { oauthError: 'invalid_grant', hint: `Run \`relay365 account reauth ${rec.email}\`.` });
     }
-    return refresh(ctx, rec.refreshToken, scopeFor(group, rec.purposes, false, cloud));
+    return refresh(ctx, rec.refreshToken, rec.scope ?? scopeFor(group, rec.purposes, false, cloud));
   }
 
   /** Summaries for `account list` and the web page (no secrets). */

@@ -37,6 +37,8 @@ export interface AccountRecord {
   cloud?: string;
   caFile?: string;
   purposes: TokenPurpose[];
+  /** Explicit scope string (custom servers); overrides the presets. */
+  scope?: string;
   redirectUri?: string;
   credential: StoredCredential;
   refreshToken?: string;

@@ -282,3 +282,29 @@ test('idle delegated accounts are refreshed in the background so refresh tokens 
   assert.notEqual(after.lastRefresh, rec.lastRefresh);
   assert.notEqual(after.refreshToken, rec.refreshToken, 'a fresh refresh token (90-day window restarts)');
 });
+
+test('a bare SMTP.Send scope is refused with the fix before any request', async () => {
+  const r = await runCli(['--state', tempDir(), 'account', 'add', ALICE, '--tenant', TENANT, '--client-id', PUBLIC, '--scope', 'offline_access SMTP.Send', '--authority-host', sb.endpoints.authorityHost, '--ca-file', sb.caFile]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /resolves to Microsoft Graph/);
+  assert.match(r.stderr, /hint: Use https:\/\/outlook\.office\.com\/SMTP\.Send/);
+});
+
+test('the client secret can be typed at a prompt on a terminal: not echoed, not in ps', async () => {
+  const state = tempDir();
+  const cmd = [process.execPath, '--import', 'tsx', cliEntry, '--state', state, 'account', 'add', ALICE, '--tenant', TENANT, '--client-id', DAEMON, '--flow', 'client-credentials', '--authority-host', sb.endpoints.authorityHost, '--ca-file', sb.caFile].map((a) => `'${a}'`).join(' ');
+  const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: repoRoot, env: childEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  const prompted = new Promise<void>((resolve) =>
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('Client secret (input hidden): ')) resolve();
+    }),
+  );
+  await prompted;
+  child.stdin.write('sandbox-daemon-secret\r');
+  const code = await new Promise((r) => child.on('close', r));
+  assert.equal(code, 0, out);
+  assert.match(out, /Account alice@contoso\.onmicrosoft\.com added \(client-credentials\)/);
+  assert.ok(!out.includes('sandbox-daemon-secret'), 'the secret is not echoed');
+});

@@ -7,6 +7,7 @@ import { registerSecret } from '../../core/redact.js';
 import {
   CLOUDS,
   authorizationCode,
+  checkCustomScopes,
   clientCredentials,
   deviceCode,
   exportSaslXoauth2,
@@ -35,6 +36,7 @@ interface AddOptions {
   keyPassphraseEnv?: string;
   certAlg?: string;
   scopes: string;
+  scope?: string;
   mailbox?: string;
   cloud: string;
   authorityHost?: string;
@@ -47,6 +49,36 @@ interface AddOptions {
   passwordEnv?: string;
   browser: boolean;
   json?: boolean;
+}
+
+/** Reads a secret from the terminal without echoing it. */
+async function promptHidden(question: string, ctx: CliContext): Promise<string> {
+  const stdin = process.stdin;
+  ctx.err.write(question);
+  return new Promise((resolve, reject) => {
+    let value = '';
+    stdin.setRawMode?.(true);
+    stdin.resume();
+    const onData = (d: Buffer) => {
+      for (const ch of d.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') {
+          stdin.setRawMode?.(false);
+          stdin.pause();
+          stdin.off('data', onData);
+          ctx.err.write('\n');
+          return resolve(value);
+        }
+        if (ch === '\u0003') {
+          stdin.setRawMode?.(false);
+          stdin.off('data', onData);
+          return reject(new UsageError('Cancelled.'));
+        }
+        if (ch === '\u007f') value = value.slice(0, -1);
+        else value += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
 }
 
 function readSecret(opts: AddOptions, ctx: CliContext): string | undefined {
@@ -86,7 +118,7 @@ async function signIn(rec: AccountRecord, ctx: CliContext, opts: { json?: boolea
   const flow = flowContextFor(rec);
   const cloud = CLOUDS[rec.cloud ?? 'global'] ?? CLOUDS.global!;
   const group = resourceGroup(rec.purposes[0] ?? 'smtp');
-  const scope = scopeFor(group, rec.purposes, rec.flow === 'client-credentials', cloud);
+  const scope = rec.scope ?? scopeFor(group, rec.purposes, rec.flow === 'client-credentials', cloud);
   switch (rec.flow) {
     case 'client-credentials':
       return clientCredentials(flow, scope);
@@ -155,6 +187,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--key-passphrase-env <var>', 'environment variable holding the key or PFX passphrase')
     .option('--cert-alg <alg>', 'PS256 (x5t#S256, default) or RS256 (x5t)', 'PS256')
     .option('--scopes <list>', 'smtp,imap,pop,graph', 'smtp')
+    .option('--scope <scopes>', 'explicit OAuth scope string instead of the presets (custom servers)')
     .option('--mailbox <address>', 'mailbox for SASL user= (shared mailbox, or the target of app-only access)')
     .option('--cloud <name>', `national cloud: ${Object.keys(CLOUDS).join(', ')}`, 'global')
     .option('--authority-host <url>', 'identity platform host, e.g. https://login.microsoftonline.com')
@@ -168,7 +201,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--no-browser', 'do not try to open a browser (print the URL)')
     .option('--json', 'machine-readable prompts and result')
     .action(async (email: string, opts: AddOptions) => {
-      const secret = readSecret(opts, ctx);
+      let secret = readSecret(opts, ctx);
+      // A confidential flow without a secret source asks on the terminal (no echo, nothing in ps).
+      if (!secret && !opts.certificate && opts.flow === 'client-credentials' && process.stdin.isTTY) secret = await promptHidden('Client secret (input hidden): ', ctx);
+      if (opts.scope) checkCustomScopes(opts.scope.split(/\s+/).filter(Boolean));
       const purposes: TokenPurpose[] = parsePurposes(opts.scopes);
       const cloud = CLOUDS[opts.cloud];
       if (!cloud) throw new UsageError(`--cloud must be one of ${Object.keys(CLOUDS).join(', ')}`);
@@ -190,6 +226,7 @@ export function register(program: Command, ctx: CliContext): void {
         cloud: opts.cloud,
         caFile: opts.caFile,
         purposes,
+        scope: opts.scope,
         redirectUri: opts.redirectUri,
         credential: opts.certificate
           ? { type: 'certificate', certFile: opts.certificate, keyFile: opts.key, keyPassphrase: passphrase, alg: opts.certAlg === 'RS256' ? 'RS256' : 'PS256' }
