@@ -17,7 +17,8 @@ import { IdentityPlatform, type IdentityOptions } from './identity.js';
 import { DEFAULT_LIMITS, type MailLimits, type SandboxContext } from './context.js';
 import { MailStore } from './mail/store.js';
 import { startSmtpServer } from './mail/smtp.js';
-import { startPop3Server, listen } from './mail/pop3.js';
+import { startPop3Server } from './mail/pop3.js';
+import { listen } from './mail/listener.js';
 import { startGraphServer } from './mail/graph.js';
 import { startImapServer } from './mail/imap.js';
 

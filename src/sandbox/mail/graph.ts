@@ -10,7 +10,7 @@ import type { Identity } from '../directory.js';
 import { isGraphAudience } from '../tokens.js';
 import { headerAddress, headerValue } from './smtp.js';
 import { identityLabel } from './auth.js';
-import { listen } from './pop3.js';
+import { listen } from './listener.js';
 import type net from 'node:net';
 
 const MAX_REQUEST = 4 * 1024 * 1024;

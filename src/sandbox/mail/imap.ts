@@ -3,11 +3,9 @@
  * it answers with Exchange's literal lines (fact sheet §3.3, §7). It implements what a mail
  * fetcher needs — one INBOX, UID FETCH/SEARCH/STORE, EXPUNGE, IDLE — not a full IMAP4rev1 server.
  */
-import net from 'node:net';
-import tls from 'node:tls';
 import type { SandboxContext } from '../context.js';
-import { checkMailAuth, decodeXoauth2, greetingTag, LineReader } from './auth.js';
-import { listen } from './pop3.js';
+import { checkMailAuth, decodeXoauth2, greetingTag } from './auth.js';
+import { startLineServer } from './listener.js';
 import type { MailboxState, StoredMessage } from './store.js';
 
 const CAPS = 'IMAP4 IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2 SASL-IR UIDPLUS ID UNSELECT CHILDREN IDLE NAMESPACE LITERAL+';
@@ -71,24 +69,14 @@ function imapDate(d: Date): string {
 }
 
 export function startImapServer(ctx: SandboxContext, host: string, port: number, implicitTls: boolean): Promise<{ port: number; stop(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const secureContext = tls.createSecureContext({ key: ctx.tls.key, cert: ctx.tls.cert, minVersion: 'TLSv1.2' });
-
-  const onConnection = (raw: net.Socket, startSecure: boolean) => {
-    sockets.add(raw);
-    raw.on('close', () => sockets.delete(raw));
-    raw.on('error', () => {});
-    let socket: net.Socket = raw;
-    let secure = startSecure;
+  return startLineServer(ctx, host, port, implicitTls, `* OK The Microsoft Exchange IMAP4 service is ready. [${greetingTag(ctx.hostname)}]`, (conn) => {
     let auth: { mailbox: string; connected: boolean } | undefined;
     let box: MailboxState | undefined;
     let readOnly = false;
     let view: StoredMessage[] = [];
     let pendingAuth: string | undefined;
     let idleTag: string | undefined;
-    const write = (l: string) => {
-      if (!socket.destroyed) socket.write(`${l}\r\n`);
-    };
+    const write = conn.write;
     /** New mail is announced during IDLE, or at the next NOOP/IDLE if it arrived in between. */
     const sync = () => {
       if (box && box.messages.length > view.length) {
@@ -100,13 +88,13 @@ export function startImapServer(ctx: SandboxContext, host: string, port: number,
       if (auth && box && idleTag && address === auth.mailbox) sync();
     };
     ctx.mail.on('append', onAppend);
-    raw.on('close', () => ctx.mail.off('append', onAppend));
+    conn.onClose(() => ctx.mail.off('append', onAppend));
 
     const authenticate = (tag: string, payload: string) => {
       const bearer = decodeXoauth2(payload);
       const fault = ctx.faults.take('imap.auth', bearer?.user ?? '');
       if (fault?.kind === 'reply') return write(`${tag} ${fault.reply}`);
-      if (fault?.kind === 'drop') return socket.destroy();
+      if (fault?.kind === 'drop') return conn.socket.destroy();
       const r = bearer ? checkMailAuth(ctx, 'imap', bearer) : undefined;
       if (!r || !r.ok) return write(`${tag} NO AUTHENTICATE failed.`);
       auth = { mailbox: r.mailbox, connected: r.connected };
@@ -192,12 +180,12 @@ export function startImapServer(ctx: SandboxContext, host: string, port: number,
         // Fact sheet §3.3/§7: the token is valid but the identity has no access to the mailbox.
         write(`${tag} BAD User is authenticated but not connected.`);
         write('* BYE Connection closed. 14');
-        socket.end();
+        conn.socket.end();
         return;
       }
       switch (cmd) {
         case 'CAPABILITY':
-          write(`* CAPABILITY ${auth ? CAPS_AUTHENTICATED : CAPS}${!secure ? ' STARTTLS' : ''}`);
+          write(`* CAPABILITY ${auth ? CAPS_AUTHENTICATED : CAPS}${!conn.secure ? ' STARTTLS' : ''}`);
           return write(`${tag} OK CAPABILITY completed.`);
         case 'ID':
           write('* ID ("name" "Microsoft.Exchange.Imap4.Imap4Server" "version" "15.20")');
@@ -208,20 +196,11 @@ export function startImapServer(ctx: SandboxContext, host: string, port: number,
         case 'LOGOUT':
           write('* BYE Microsoft Exchange Server IMAP4 server signing off.');
           write(`${tag} OK LOGOUT completed.`);
-          return void socket.end();
+          return void conn.socket.end();
         case 'STARTTLS': {
-          if (secure) return write(`${tag} BAD Command received in Invalid state.`);
+          if (conn.secure) return write(`${tag} BAD Command received in Invalid state.`);
           write(`${tag} OK Begin TLS negotiation now.`);
-          raw.removeAllListeners('data');
-          reader.reset();
-          const t = new tls.TLSSocket(raw, { isServer: true, secureContext });
-          t.on('error', () => raw.destroy());
-          t.on('data', (c: Buffer) => reader.push(c));
-          t.on('secure', () => {
-            socket = t;
-            secure = true;
-          });
-          return;
+          return conn.upgrade();
         }
         case 'LOGIN':
           return write(`${tag} NO LOGIN failed.`);
@@ -270,7 +249,7 @@ export function startImapServer(ctx: SandboxContext, host: string, port: number,
           const items = (args[1] ?? '').replace(/^\(|\)$/g, '');
           const list = tokenize(items).map((i) => (i === 'FAST' ? 'FLAGS INTERNALDATE RFC822.SIZE' : i === 'ALL' ? 'FLAGS INTERNALDATE RFC822.SIZE ENVELOPE' : i)).flatMap((i) => i.split(' '));
           view.forEach((m, i) => {
-            if (inSet(set, uidMode ? m.uid : i + 1, uidMode ? box!.uidNext - 1 : view.length)) socket.write(fetchItems(m, i + 1, list, uidMode));
+            if (inSet(set, uidMode ? m.uid : i + 1, uidMode ? box!.uidNext - 1 : view.length)) conn.socket.write(fetchItems(m, i + 1, list, uidMode));
           });
           return write(`${tag} OK FETCH completed.`);
         }
@@ -313,13 +292,6 @@ export function startImapServer(ctx: SandboxContext, host: string, port: number,
       }
     };
 
-    const reader = new LineReader(handle);
-    socket.on('data', (c: Buffer) => reader.push(c));
-    write(`* OK The Microsoft Exchange IMAP4 service is ready. [${greetingTag(ctx.hostname)}]`);
-  };
-
-  const server = implicitTls
-    ? tls.createServer({ key: ctx.tls.key, cert: ctx.tls.cert, minVersion: 'TLSv1.2' }, (s) => onConnection(s, true))
-    : net.createServer((s) => onConnection(s, false));
-  return listen(server, host, port, sockets);
+    return handle;
+  });
 }

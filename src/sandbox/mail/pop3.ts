@@ -2,29 +2,18 @@
  * The sandbox's Exchange Online POP3 endpoint (995 implicit TLS, 110 + STLS), hand-written so it
  * answers with Exchange's literal lines (fact sheet §3.4). Deletions happen at QUIT, as RFC 1939 says.
  */
-import net from 'node:net';
-import tls from 'node:tls';
 import type { SandboxContext } from '../context.js';
-import { checkMailAuth, decodeXoauth2, greetingTag, LineReader } from './auth.js';
+import { checkMailAuth, decodeXoauth2, greetingTag } from './auth.js';
+import { startLineServer } from './listener.js';
 import type { StoredMessage } from './store.js';
 
 export function startPop3Server(ctx: SandboxContext, host: string, port: number, implicitTls: boolean): Promise<{ port: number; stop(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const secureContext = tls.createSecureContext({ key: ctx.tls.key, cert: ctx.tls.cert, minVersion: 'TLSv1.2' });
-
-  const onConnection = (raw: net.Socket, startSecure: boolean) => {
-    sockets.add(raw);
-    raw.on('close', () => sockets.delete(raw));
-    raw.on('error', () => {});
-    let socket: net.Socket = raw;
-    let secure = startSecure;
+  return startLineServer(ctx, host, port, implicitTls, `+OK The Microsoft Exchange POP3 service is ready. [${greetingTag(ctx.hostname)}]`, (conn) => {
     let mailbox: string | undefined;
     let messages: StoredMessage[] = [];
     const deleted = new Set<number>();
     let pendingAuth = false;
-    const write = (l: string) => {
-      if (!socket.destroyed) socket.write(`${l}\r\n`);
-    };
+    const write = conn.write;
 
     const handle = (line: string) => {
       if (pendingAuth) {
@@ -43,23 +32,15 @@ export function startPop3Server(ctx: SandboxContext, host: string, port: number,
       switch (verb) {
         case 'CAPA':
           write('+OK');
-          for (const c of ['TOP', 'UIDL', 'SASL PLAIN XOAUTH2', 'USER', ...(secure ? [] : ['STLS']), '.']) write(c);
+          for (const c of ['TOP', 'UIDL', 'SASL PLAIN XOAUTH2', 'USER', ...(conn.secure ? [] : ['STLS']), '.']) write(c);
           return;
         case 'STLS': {
-          if (secure) {
+          if (conn.secure) {
             write('-ERR Command is not valid in this state.');
             return;
           }
           write('+OK Begin TLS negotiation');
-          raw.removeAllListeners('data');
-          reader.reset();
-          const t = new tls.TLSSocket(raw, { isServer: true, secureContext });
-          t.on('error', () => raw.destroy());
-          t.on('data', (c: Buffer) => reader.push(c));
-          t.on('secure', () => {
-            socket = t;
-            secure = true;
-          });
+          conn.upgrade();
           return;
         }
         case 'AUTH': {
@@ -117,7 +98,7 @@ export function startPop3Server(ctx: SandboxContext, host: string, port: number,
           }
           const stuffed = body.split('\r\n').map((l) => (l.startsWith('.') ? `.${l}` : l));
           if (stuffed.at(-1) === '') stuffed.pop();
-          socket.write(`+OK\r\n${stuffed.join('\r\n')}\r\n.\r\n`, 'latin1');
+          conn.socket.write(`+OK\r\n${stuffed.join('\r\n')}\r\n.\r\n`, 'latin1');
           return;
         }
         case 'DELE':
@@ -138,7 +119,7 @@ export function startPop3Server(ctx: SandboxContext, host: string, port: number,
         case 'QUIT':
           if (mailbox && deleted.size) ctx.mail.expunge(mailbox, [...deleted].map((i) => messages[i - 1]!.uid));
           write('+OK Microsoft Exchange Server POP3 server signing off.');
-          socket.end();
+          conn.socket.end();
           return;
         default:
           write('-ERR Protocol error. 14');
@@ -149,7 +130,7 @@ export function startPop3Server(ctx: SandboxContext, host: string, port: number,
       const bearer = decodeXoauth2(payload);
       const fault = ctx.faults.take('pop.auth', bearer?.user ?? '');
       if (fault?.kind === 'drop') {
-        socket.destroy();
+        conn.socket.destroy();
         return;
       }
       if (fault?.kind === 'reply') {
@@ -167,33 +148,6 @@ export function startPop3Server(ctx: SandboxContext, host: string, port: number,
       write('+OK User successfully authenticated.');
     };
 
-    const reader = new LineReader(handle);
-    if (startSecure) {
-      socket.on('data', (c: Buffer) => reader.push(c));
-    } else {
-      raw.on('data', (c: Buffer) => reader.push(c));
-    }
-    write(`+OK The Microsoft Exchange POP3 service is ready. [${greetingTag(ctx.hostname)}]`);
-  };
-
-  const server = implicitTls
-    ? tls.createServer({ key: ctx.tls.key, cert: ctx.tls.cert, minVersion: 'TLSv1.2' }, (s) => onConnection(s, true))
-    : net.createServer((s) => onConnection(s, false));
-  return listen(server, host, port, sockets);
-}
-
-export function listen(server: net.Server, host: string, port: number, sockets: Set<net.Socket>): Promise<{ port: number; stop(): Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () =>
-      resolve({
-        port: (server.address() as net.AddressInfo).port,
-        stop: () =>
-          new Promise<void>((r) => {
-            for (const s of sockets) s.destroy();
-            server.close(() => r());
-          }),
-      }),
-    );
+    return handle;
   });
 }
