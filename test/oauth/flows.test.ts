@@ -167,7 +167,7 @@ test('single flight across two processes sharing the store', async () => {
   assert.equal(sb.identity.stats.tokenRequests - before, 1);
 });
 
-test('transient failures (503, 429, dropped connection, timeout) keep the refresh token and recover', async () => {
+test('transient failures (503, 429, dropped connection) keep the refresh token and recover', async () => {
   const state = tempDir();
   await addDelegated(state, ALICE, 'alice-Passw0rd!');
   const manager = openTokenManager({ stateDir: state });
