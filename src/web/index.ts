@@ -1,2 +1,3 @@
-export { startOpsServer, type OpsServerOptions } from './server.js';
-export { RelayMetrics } from './metrics.js';
+export { startAdminServer, adminOptionsFor, type AdminServer, type AdminServerOptions } from './server.js';
+export { RelayMetrics, routeLabel, type MetricsSource } from './metrics.js';
+export { TrafficHistory, type MinuteBucket } from './history.js';

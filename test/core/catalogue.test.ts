@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CATALOGUE, explain } from '../../src/core/catalogue.js';
+import { CATALOGUE, catalogueEntries, explain, explainAadsts, explainReply, langFrom, localize } from '../../src/core/catalogue.js';
 import { runCli } from '../helpers/cli.js';
 
 test('every entry has English and Japanese cause and fix', () => {
@@ -36,4 +36,36 @@ test('relay365 explain in English and Japanese; unknown input is a usage error',
   assert.equal(json.id, 'AADSTS7000218');
   assert.match(json.fix, /Allow public client flows/);
   assert.equal((await runCli(['explain', 'nothing like this'])).code, 2);
+});
+
+test('every reply entry explains its own literal example, and every AADSTS entry its code', () => {
+  for (const e of CATALOGUE) {
+    if (e.aadsts !== undefined) {
+      assert.equal(explainAadsts(e.aadsts)?.id, e.id);
+      assert.equal(explain(`{"error":"x","error_description":"AADSTS${e.aadsts}: text\\r\\nTrace ID: 0000"}`)?.id, e.id);
+    } else {
+      assert.ok(e.example, `${e.id} has an example reply`);
+      assert.equal(explainReply(e.example!, e.kind)?.id, e.id, `${e.id} example`);
+      assert.equal(explain(e.example!)?.id, e.id, `${e.id} example without protocol`);
+    }
+  }
+  assert.ok(catalogueEntries().length >= 80, 'the fact sheet has at least this many codes and replies');
+});
+
+test('parsed SMTP replies, protocol filters and the fact sheet codes', () => {
+  assert.equal(explainReply({ code: 535, enhanced: '5.7.139', text: 'Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox.' })?.id, 'smtp-5.7.139-mailbox');
+  assert.equal(explainReply({ code: 430, enhanced: '4.2.0', text: 'STOREDRV; mailbox logon failure; MapiExceptionLogonFailed' })?.id, 'smtp-430-logon');
+  assert.equal(explainReply('A01 NO AUTHENTICATE failed.', 'smtp'), undefined, 'IMAP text is not an SMTP reply');
+  assert.equal(explainReply('-ERR Authentication failure: unknown user name or bad password.', 'pop3')?.id, 'pop-auth-failed');
+  assert.equal(explainAadsts('AADSTS90002')?.id, 'AADSTS90002');
+  assert.equal(explainReply('{"error":{"code":"InvalidAuthenticationToken","message":"Access token has expired or is not yet valid."}}', 'graph')?.temporary, false);
+  // Every AADSTS code the fact sheet's §1.8 table lists has an entry.
+  for (const n of [7000215, 7000222, 7000218, 700025, 700016, 90002, 50194, 9001023, 90130, 90124, 50059, 65001, 90094, 70011, 1002012, 500011, 50173, 700082, 70008, 70043, 700084, 54005, 50011, 70000, 9002313, 900144, 50076, 50079, 53003, 530035, 50034, 50126, 50055, 50057, 50053, 50020, 7000112, 700024, 700027, 50027, 70016, 70018, 70019, 70020]) {
+    assert.ok(explainAadsts(n), `AADSTS${n}`);
+  }
+  const ja = localize(explainAadsts(50173)!, 'ja', 'alice@contoso.com');
+  assert.match(ja.fix, /relay365 account reauth alice@contoso\.com/);
+  assert.equal(langFrom({ LANG: 'ja_JP.UTF-8' }), 'ja');
+  assert.equal(langFrom({ LANG: 'ja_JP.UTF-8' }, 'en'), 'en');
+  assert.equal(langFrom({ LANG: 'C.UTF-8' }), 'en');
 });

@@ -9,7 +9,7 @@ import { sandbox, https } from '../helpers/sandbox.js';
 import { tempDir, repoRoot } from '../helpers/cli.js';
 import { addAccount } from '../helpers/accounts.js';
 import { RelayService } from '../../src/relay/index.js';
-import { startOpsServer } from '../../src/web/index.js';
+import { adminOptionsFor, startAdminServer } from '../../src/web/index.js';
 import { relayConfig } from '../helpers/relay.js';
 import { createLogger } from '../../src/core/log.js';
 
@@ -29,7 +29,7 @@ test('/metrics values match the traffic; /healthz and /readyz', async () => {
   const state = tempDir();
   await addAccount(sb, state, 'alice@contoso.onmicrosoft.com', { password: 'alice-Passw0rd!' });
   const relay = await RelayService.start({ config: relayConfig(sb), stateDir: state, log: createLogger({ level: 'silent' }) });
-  const ops = await startOpsServer(relay, { address: '127.0.0.1', port: 0, readyRequiresAccounts: true });
+  const ops = await startAdminServer({ ...adminOptionsFor(relay), log: createLogger({ level: 'silent' }), port: 0 });
   try {
     sb.faults.add({ stage: 'smtp.rcpt', action: { kind: 'reply', reply: '550 5.1.10 RESOLVER.ADR.RecipientNotFound' }, match: 'nobody@' });
     await run('python3', [join(repoRoot, 'test/helpers/smtp-client.py'), String(relay.smtpPort), 'alice@contoso.onmicrosoft.com', 'bob@contoso.onmicrosoft.com', '3', 'm'], { timeout: 30_000 });

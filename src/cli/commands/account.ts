@@ -54,10 +54,12 @@ interface AddOptions {
 /** Reads a secret from the terminal without echoing it. */
 async function promptHidden(question: string, ctx: CliContext): Promise<string> {
   const stdin = process.stdin;
+  // Echo goes off before the question appears: a secret pasted the moment the prompt shows must not
+  // reach the terminal.
+  stdin.setRawMode?.(true);
   ctx.err.write(question);
   return new Promise((resolve, reject) => {
     let value = '';
-    stdin.setRawMode?.(true);
     stdin.resume();
     const onData = (d: Buffer) => {
       for (const ch of d.toString('utf8')) {

@@ -10,6 +10,8 @@ import { register as registerServe } from './serve.js';
 import { register as registerQueue } from './queue.js';
 import { register as registerSend } from './send.js';
 import { register as registerExplain } from './explain.js';
+import { register as registerFetch } from './fetch.js';
+import { register as registerCheck } from './check.js';
 
 export type Registrar = (program: Command, ctx: CliContext) => void;
 
@@ -21,4 +23,6 @@ export const registrars: Registrar[] = [
   registerQueue,
   registerSend,
   registerExplain,
+  registerFetch,
+  registerCheck,
 ];

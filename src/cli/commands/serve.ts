@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { RelayService } from '../../relay/index.js';
-import { startOpsServer } from '../../web/index.js';
+import { adminOptionsFor, startAdminServer } from '../../web/index.js';
 import { writeFileAtomic } from '../../core/fs.js';
 import { join } from 'node:path';
 import { hashPassword } from '../../relay/policy.js';
@@ -15,11 +15,12 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async () => {
       const log = ctx.log();
       const service = await RelayService.start({ config: ctx.cfg, stateDir: ctx.stateDir(), log, env: ctx.env });
-      const web = ctx.cfg.web.enabled ? await startOpsServer(service, { address: ctx.cfg.web.address, port: ctx.cfg.web.port, readyRequiresAccounts: ctx.cfg.web.ready_requires_valid_accounts }) : undefined;
+      const configFile = ctx.config().file;
+      const web = ctx.cfg.web.enabled ? await startAdminServer({ ...adminOptionsFor(service), log, configFile }) : undefined;
       if (web) await writeFileAtomic(join(ctx.stateDir(), 'relay.json'), `${JSON.stringify({ pid: process.pid, smtp: service.inbound.bound, web: web.url }, null, 2)}\n`, 0o644);
       const where = service.inbound.bound.map((b) => `${b.address}:${b.port}${b.tls !== 'none' ? ` (${b.tls})` : ''}`).join(', ');
       const accounts = await service.tokens.accounts();
-      ctx.err.write(`relay365 relay listening on ${where}${web ? `; metrics and health on ${web.url}` : ''}; state ${ctx.stateDir()}; ${accounts.length} account(s)${accounts.length ? '' : ' — add one with `relay365 account add`'}\n`);
+      ctx.err.write(`relay365 relay listening on ${where}${web ? `; admin page, metrics and health on ${web.url}` : ''}; state ${ctx.stateDir()}; ${accounts.length} account(s)${accounts.length ? '' : ' — add one with `relay365 account add`'}\n`);
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
         process.once('SIGTERM', stop);
@@ -30,7 +31,9 @@ export function register(program: Command, ctx: CliContext): void {
               const file = ctx.globals.config ?? ctx.env.RELAY365_CONFIG;
               const { loadConfigFile } = await import('../../config/index.js');
               if (!file) return log.info('SIGHUP: no configuration file to reload (embedded defaults)');
-              service.reload(loadConfigFile(file).config);
+              const next = loadConfigFile(file).config;
+              service.reload(next);
+              web?.reload(next, file);
             } catch (err) {
               log.error({ err }, 'reload failed; keeping the running configuration');
             }
