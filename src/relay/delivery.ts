@@ -45,6 +45,43 @@ class SlidingWindow {
   }
 }
 
+/**
+ * Recipients handed to each account over the last 24 hours, so the relay pauses an account itself
+ * before Exchange's 10,000-recipient limit turns into a 24-hour block (5.2.0 SubmissionQuota).
+ * In memory: after a restart the count starts again from zero, and Exchange's own reply (held by
+ * the failure policy) is the backstop.
+ */
+class DailyRecipientBudget {
+  private readonly sent = new Map<string, Array<{ at: number; count: number }>>();
+  constructor(private readonly perDay: number) {}
+
+  /** When `count` more recipients fit for `key`: now (0) or the time enough of the window has passed. */
+  fitsAt(key: string, count: number, now = Date.now()): number {
+    const list = this.window(key, now);
+    let used = list.reduce((n, e) => n + e.count, 0);
+    if (used + count <= this.perDay) return 0;
+    for (const e of list) {
+      used -= e.count;
+      if (used + count <= this.perDay) return e.at + DAY_MS;
+    }
+    return now + DAY_MS;
+  }
+
+  record(key: string, count: number, now = Date.now()): void {
+    if (count > 0) this.window(key, now).push({ at: now, count });
+  }
+
+  private window(key: string, now: number): Array<{ at: number; count: number }> {
+    const list = (this.sent.get(key) ?? []).filter((e) => e.at > now - DAY_MS);
+    this.sent.set(key, list);
+    return list;
+  }
+}
+
+const DAY_MS = 24 * 3600_000;
+/** The attempt-history route name of a delay notice. */
+const DELAY_NOTICE_ROUTE = 'delay-notice';
+
 export class DeliveryEngine {
   readonly events = new EventEmitter();
   private timer?: NodeJS.Timeout;
@@ -53,6 +90,7 @@ export class DeliveryEngine {
   private readonly transports = new Map<string, Transport>();
   private readonly heldUntil = new Map<string, number>();
   private readonly limiter: SlidingWindow;
+  private readonly budget: DailyRecipientBudget;
   private readonly owner = `${osHostname()}:${process.pid}`;
   private stopping = false;
 
@@ -60,6 +98,7 @@ export class DeliveryEngine {
     private readonly deps: { queue: Queue; router: Router; tokens: TokenProvider; config: Config; log: Logger; hostname: string },
   ) {
     this.limiter = new SlidingWindow(deps.config.delivery.messages_per_minute_per_account);
+    this.budget = new DailyRecipientBudget(deps.config.delivery.recipients_per_day_per_account);
   }
 
   start(): void {
@@ -159,11 +198,14 @@ export class DeliveryEngine {
         fail(recipients, reply, false, '4.3.0');
       } else {
         const account = 'account' in route.spec ? route.spec.account : undefined;
-        const held = account ? this.heldUntil.get(account) : undefined;
-        if (held && held > Date.now()) {
-          reply = `452 4.2.0 Account ${account} is paused until ${new Date(held).toISOString()} (daily quota)`;
+        const quotaHeld = account ? this.heldUntil.get(account) : undefined;
+        const budgetFreesAt = account ? this.budget.fitsAt(account, recipients.length) : 0;
+        const held = quotaHeld && quotaHeld > Date.now() ? quotaHeld : budgetFreesAt || undefined;
+        if (held) {
+          const why = quotaHeld && quotaHeld > Date.now() ? 'Exchange reported the daily quota exceeded' : `${config.delivery.recipients_per_day_per_account} recipients in 24 hours reached`;
+          reply = `452 4.2.0 Account ${account} is paused until ${new Date(held).toISOString()} (${why})`;
           fail(recipients, reply, false, '4.2.0');
-          holdUntil = held;
+          holdUntil = Math.max(holdUntil ?? 0, held);
         } else {
           if (account) await this.limiter.acquire(account);
           try {
@@ -174,6 +216,7 @@ export class DeliveryEngine {
             const sender = rewriteTo ?? entry.sender;
             const result = await transport.deliver({ from: sender, to: recipients }, source);
             outcome.delivered.push(...result.accepted);
+            if (account) this.budget.record(account, result.accepted.length);
             reply = result.response;
             replyCode = Number(result.response.slice(0, 3)) || undefined;
             for (const r of result.rejected) {
@@ -212,10 +255,24 @@ export class DeliveryEngine {
       }
     }
     outcome.nextAttemptAt = new Date(holdUntil ?? now + backoffMs(entry.attempts, config.delivery.retry_initial_seconds, config.delivery.retry_max_seconds));
+    if (outcome.deferred.length && entry.sender && config.delivery.delay_notice_after_seconds > 0 && now - Date.parse(entry.createdAt) >= config.delivery.delay_notice_after_seconds * 1000) {
+      await this.delayNotice(entry, outcome.deferred).catch((err) => log.error({ err, queueId: entry.id }, 'could not queue a delay notice'));
+    }
     // The DSN is queued before settling (settling a finished entry removes its body).
     if (dsn.length && entry.sender && config.delivery.bounces) await this.bounce(entry, dsn).catch((err) => log.error({ err, queueId: entry.id }, 'could not queue a bounce'));
     const settled = await queue.settle(entry.id, outcome);
     this.events.emit('settled', settled);
+  }
+
+  /**
+   * One "delayed" DSN per message. The notice is recorded in the entry's attempt history, which is
+   * what makes it once-only across retries and restarts (and shows it on the admin page).
+   */
+  private async delayNotice(entry: QueueEntry, deferred: SettleOutcome['deferred']): Promise<void> {
+    const history = (await this.deps.queue.get(entry.id))?.history ?? [];
+    if (history.some((a) => a.route === DELAY_NOTICE_ROUTE)) return;
+    await this.bounce(entry, deferred.map((d) => ({ recipient: d.recipient, action: 'delayed', status: /\b(4\.\d{1,3}\.\d{1,3})\b/.exec(d.reply)?.[1] ?? '4.0.0', diagnostic: d.reply })));
+    await this.deps.queue.recordAttempt(entry.id, { at: new Date().toISOString(), route: DELAY_NOTICE_ROUTE, recipients: deferred.map((d) => d.recipient), reply: `delay notice sent to ${entry.sender}`, durationMs: 0, outcome: 'deferred' });
   }
 
   /** Queue a DSN to the envelope sender; a bounce (null sender) is never bounced. */

@@ -55,6 +55,8 @@ export interface InboundDeps {
   onConnection?(): void;
 }
 
+const LOOPBACK = buildAllowList(['127.0.0.0/8', '::1/128']);
+
 export class InboundServer {
   private servers: SMTPServer[] = [];
   private readonly perClient = new Map<string, number>();
@@ -134,6 +136,11 @@ export class InboundServer {
         else self.perClient.set(ip, n);
       },
       onAuth(auth, session, callback) {
+        // A listener without TLS accepts AUTH for local clients only: elsewhere the password would
+        // cross the network in clear text.
+        if (!session.secure && !clientAllowed(LOOPBACK, session.remoteAddress)) {
+          return callback(smtpError(538, '5.7.11 Encryption required for requested authentication mechanism'));
+        }
         const user = relay().users.find((u) => u.name === auth.username);
         if (!user || !auth.password || !verifyPassword(auth.password, user.password_hash)) {
           self.deps.log.warn({ user: auth.username, client: session.remoteAddress }, 'relay AUTH failed');

@@ -32,8 +32,10 @@ const RULES: Rule[] = [
   { name: 'quota', when: (f) => /SubmissionQuotaExceeded/i.test(f.reply?.text ?? ''), action: 'hold-account', explain: 'Daily recipient quota (10,000/24 h) exceeded; the account is paused for 24 hours.' },
   { name: 'reauth', when: (f) => f.code === 'ACCOUNT_REAUTH_REQUIRED' || f.code === 'OAUTH_SERVER', action: 'defer-account', explain: 'The account cannot get a token; messages wait until it is re-authorized.' },
   { name: 'token-temporary', when: (f) => f.code === 'OAUTH_TEMPORARY', action: 'defer', explain: 'The identity platform is unreachable; retry later (the refresh token is kept).' },
-  { name: 'auth-refused', when: (f) => f.reply?.code === 535 || f.reply?.enhanced === '5.7.139' || f.reply?.enhanced === '5.7.3', action: 'defer-account', explain: 'Exchange refused the OAuth login (even after one refresh): fix the account or tenant setting; messages wait.' },
   { name: 'hve-expiring', when: (f) => f.reply?.enhanced === '5.5.127', action: 'defer', explain: 'HVE wants tokens with 10+ minutes left; retry with a fresh token.' },
+  // SMTP_AUTH comes from the catalogue (5.7.139, 5.7.3, 5.7.57, 5.7.4, 5.5.124 …): the message is
+  // fine, the account or tenant is not, so bouncing it would punish the sender for a setting.
+  { name: 'auth-refused', when: (f) => f.reply?.code === 535 || f.code === 'SMTP_AUTH', action: 'defer-account', explain: 'Exchange refused the OAuth login (even after one refresh): fix the account or tenant setting; messages wait.' },
   { name: 'temporary-reply', when: (f) => !!f.reply && f.reply.code >= 400 && f.reply.code < 500, action: 'defer', explain: 'Temporary failure; retry with back-off.' },
   { name: 'permanent-reply', when: (f) => !!f.reply && f.reply.code >= 500, action: 'bounce', explain: 'Permanent failure; the sender gets a DSN.' },
   { name: 'temporary-error', when: (f) => f.temporary, action: 'defer', explain: 'Temporary local or network failure; retry with back-off.' },

@@ -74,6 +74,7 @@ export const relaySection = {
       smtp_host: z.string().optional().describe('SMTP submission host for "by-sender" routes (default smtp.office365.com; the sandbox prints its own).'),
       smtp_port: z.number().int().optional().describe('SMTP submission port for "by-sender" routes (default 587).'),
       bounces: z.boolean().default(true).describe('Send RFC 3464 DSNs to the envelope sender for failed recipients.'),
+      delay_notice_after_seconds: z.number().int().min(0).default(0).describe('Send one "delayed" DSN (RFC 3464, Action: delayed) when a message is still undelivered after this long; 0 = never (Postfix: delay_warning_time).'),
     })
     .prefault({})
     .describe('Outbound delivery: retries, back-off and Exchange Online limits.'),
