@@ -30,7 +30,7 @@ export interface DeliveryEvent {
 
 class SlidingWindow {
   private readonly times = new Map<string, number[]>();
-  constructor(private readonly perMinute: number) {}
+  constructor(public perMinute: number) {}
   async acquire(key: string): Promise<void> {
     for (;;) {
       const now = Date.now();
@@ -53,7 +53,7 @@ class SlidingWindow {
  */
 class DailyRecipientBudget {
   private readonly sent = new Map<string, Array<{ at: number; count: number }>>();
-  constructor(private readonly perDay: number) {}
+  constructor(public perDay: number) {}
 
   /** When `count` more recipients fit for `key`: now (0) or the time enough of the window has passed. */
   fitsAt(key: string, count: number, now = Date.now()): number {
@@ -105,6 +105,13 @@ export class DeliveryEngine {
     this.stopping = false;
     this.timer = setInterval(() => void this.tick(), this.deps.config.delivery.poll_interval_ms);
     void this.tick();
+  }
+
+  /** SIGHUP: retries, limits, bounces and routes' settings apply from the next attempt on. */
+  reconfigure(config: Config): void {
+    this.deps.config = config;
+    this.limiter.perMinute = config.delivery.messages_per_minute_per_account;
+    this.budget.perDay = config.delivery.recipients_per_day_per_account;
   }
 
   /** Wake the workers now (after an enqueue). */

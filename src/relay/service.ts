@@ -42,6 +42,7 @@ export class RelayService {
   reload(config: Config): void {
     this.inbound.reconfigure(config);
     this.router.reconfigure(config.relay, config.delivery);
+    this.delivery.reconfigure(config);
     this.log.info('configuration reloaded (listeners and queue backend unchanged)');
   }
 

@@ -1,0 +1,125 @@
+/**
+ * `relay365 serve` as administrators run it (the CLI in a child process): SIGHUP reloads the
+ * policy without dropping an open client connection; SIGTERM lets a delivery in flight finish and
+ * leaves nothing half-done in the queue.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { sandbox, RawClient } from '../helpers/sandbox.js';
+import { tempDir, repoRoot, cliEntry, childEnv, runCli } from '../helpers/cli.js';
+import { addAccount } from '../helpers/accounts.js';
+import { relayYaml } from '../helpers/relay.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
+
+const ALICE = 'alice@contoso.onmicrosoft.com';
+const BOB = 'bob@contoso.onmicrosoft.com';
+let sb: Sandbox;
+let state: string;
+
+before(async () => {
+  sb = await sandbox();
+  state = tempDir();
+  await addAccount(sb, state, ALICE, { password: 'alice-Passw0rd!' });
+});
+after(() => sb.stop());
+
+async function say(c: RawClient, line: string): Promise<string> {
+  c.socket.write(`${line}\r\n`);
+  return (await c.smtpReply(10_000)).join('\n');
+}
+
+function serve(configFile: string) {
+  rmSync(join(state, 'relay.json'), { force: true });
+  const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, '--state', state, '--config', configFile, 'serve'], { cwd: repoRoot, env: childEnv({ RELAY365_LOG_LEVEL: 'info' }), stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const port = (async () => {
+    const file = join(state, 'relay.json');
+    for (let i = 0; i < 600; i++) {
+      if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')).smtp[0].port as number;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`relay did not start: ${stderr}`);
+  })();
+  return { child, port, exited, stderr: () => stderr };
+}
+
+async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('SIGHUP reloads the policy; an open connection survives it and the new policy applies', async (t) => {
+  const configFile = join(state, 'reload.yaml');
+  writeFileSync(configFile, relayYaml(sb, { relay: '  max_recipients: 5' }));
+  const relay = serve(configFile);
+  t.after(() => relay.child.kill('SIGKILL'));
+  const port = await relay.port;
+  const c = await RawClient.connect(port);
+  await c.smtpReply();
+  assert.match(await say(c, 'EHLO printer.test'), /^250/);
+  assert.match(await say(c, `MAIL FROM:<${ALICE}>`), /^250/);
+  assert.match(await say(c, `RCPT TO:<${BOB}>`), /^250/);
+  assert.match(await say(c, 'RSET'), /^250/);
+
+  // The new file refuses every client network: only AUTH users may relay now.
+  writeFileSync(configFile, relayYaml(sb, { relay: '  max_recipients: 5\n  allow_networks: []' }));
+  relay.child.kill('SIGHUP');
+  await until(() => relay.stderr().includes('configuration reloaded'), 'the reload log line');
+
+  assert.match(await say(c, 'NOOP'), /^250/, 'the connection opened before the reload is still served');
+  assert.match(await say(c, `MAIL FROM:<${ALICE}>`), /^250/);
+  assert.match(await say(c, `RCPT TO:<${BOB}>`), /^550 5\.7\.1 /, 'the reloaded policy applies');
+  await say(c, 'QUIT');
+
+  // A broken file is refused and the running policy kept.
+  writeFileSync(configFile, 'relay:\n  max_recipients: -1\n');
+  relay.child.kill('SIGHUP');
+  await until(() => /reload failed; keeping the running configuration/.test(relay.stderr()), 'the refusal');
+  assert.match(relay.stderr(), /max_recipients/, 'the refusal names the key');
+  const d = await RawClient.connect(port);
+  await d.smtpReply();
+  assert.match(await say(d, 'EHLO printer.test'), /^250/);
+  assert.match(await say(d, `MAIL FROM:<${ALICE}>`), /^250/);
+  assert.match(await say(d, `RCPT TO:<${BOB}>`), /^550 5\.7\.1 /, 'still the last good policy');
+  d.socket.destroy();
+
+  relay.child.kill('SIGTERM');
+  assert.equal(await relay.exited, 0, relay.stderr());
+});
+
+test('SIGTERM while a delivery is in flight: it finishes, the process exits 0, nothing is left active', async (t) => {
+  const configFile = join(state, 'graceful.yaml');
+  writeFileSync(configFile, relayYaml(sb));
+  // Exchange takes 2 s to answer the end of DATA: the stop arrives in the middle of it.
+  sb.faults.add({ stage: 'smtp.dataEnd', action: { kind: 'delay', ms: 2000 } });
+  const relay = serve(configFile);
+  t.after(() => relay.child.kill('SIGKILL'));
+  const port = await relay.port;
+  const c = await RawClient.connect(port);
+  await c.smtpReply();
+  await say(c, 'EHLO cron.test');
+  assert.match(await say(c, `MAIL FROM:<${ALICE}>`), /^250/);
+  assert.match(await say(c, `RCPT TO:<${BOB}>`), /^250/);
+  assert.match(await say(c, 'DATA'), /^354/);
+  c.socket.write(`From: ${ALICE}\r\nTo: ${BOB}\r\nSubject: in flight\r\nMessage-ID: <graceful@test>\r\n\r\nbody\r\n.\r\n`);
+  assert.match((await c.smtpReply(10_000)).join('\n'), /^250 /);
+  await say(c, 'QUIT');
+  // The upstream has the DATA but not yet our '250': the delivery is in flight.
+  await until(() => sb.faults.list().length === 0, 'the delivery to reach the end of DATA');
+  relay.child.kill('SIGTERM');
+  assert.equal(await relay.exited, 0, relay.stderr());
+  assert.ok(sb.mail.outbound().some((m) => m.messageId === 'graceful@test'), 'delivered before the process ended');
+  const list = await runCli(['--state', state, '--config', configFile, 'queue', 'list', '--json']);
+  assert.equal(list.code, 0, list.stderr);
+  const { counts, entries } = JSON.parse(list.stdout) as { counts: Record<string, number>; entries: Array<{ state: string; messageId?: string }> };
+  assert.equal(counts.active, 0, 'no entry left active');
+  assert.equal(entries.find((e) => e.messageId === 'graceful@test')?.state, 'done');
+});
