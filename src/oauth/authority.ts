@@ -78,7 +78,8 @@ const DELEGATED_NAME: Record<Exclude<TokenPurpose, 'graph'>, string> = {
 /** The scope string for a token request. */
 export function scopeFor(group: 'outlook' | 'graph', purposes: TokenPurpose[], appOnly: boolean, cloud: Cloud = CLOUDS.global!): string {
   if (appOnly) return group === 'graph' ? `${cloud.graph}/.default` : `${cloud.outlookApp}/.default`;
-  if (group === 'graph') return `offline_access ${cloud.graph}/Mail.Send`;
+  // Mail.ReadWrite: messages over Graph's 4 MB request limit go through a draft and an upload session.
+  if (group === 'graph') return `offline_access ${cloud.graph}/Mail.Send ${cloud.graph}/Mail.ReadWrite`;
   const names = purposes.filter((p): p is Exclude<TokenPurpose, 'graph'> => p !== 'graph').map((p) => `${cloud.outlook}/${DELEGATED_NAME[p]}`);
   return ['offline_access', ...new Set(names)].join(' ');
 }

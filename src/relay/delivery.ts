@@ -142,7 +142,7 @@ export class DeliveryEngine {
     try {
       const free = this.deps.config.delivery.workers - this.running;
       if (free <= 0) return;
-      const entries = await this.deps.queue.claim({ owner: this.owner, limit: free, leaseMs: 10 * 60_000 });
+      const entries = await this.deps.queue.claim({ owner: this.owner, limit: free, leaseMs: this.deps.config.delivery.lease_seconds * 1000 });
       for (const e of entries) {
         this.running++;
         const p = this.process(e)

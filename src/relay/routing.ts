@@ -62,7 +62,7 @@ export class Router {
       const s = input.sender.toLowerCase();
       const acc = accounts.find((a) => a.email === s || a.mailbox === s) ?? (accounts.length === 1 ? accounts[0] : undefined);
       if (!acc) return { name, kind: 'none', reason: accounts.length ? `no account for sender ${input.sender || '<>'}` : 'no accounts configured (relay365 account add)' };
-      return { name: `by-sender:${acc.email}`, kind: 'transport', spec: { type: 'smtp', account: acc.email, host: this.delivery.smtp_host, port: this.delivery.smtp_port, caFile: ca } };
+      return { name: `by-sender:${acc.email}`, kind: 'transport', spec: { type: 'smtp', account: acc.email, host: this.delivery.smtp_host, port: this.delivery.smtp_port, caFile: ca, maxConnections: this.delivery.connections_per_account } };
     }
     const r = this.relay.routes[name];
     if (!r) return { name, kind: 'none', reason: `route "${name}" is not defined in relay.routes` };
@@ -70,7 +70,7 @@ export class Router {
       case 'reject':
         return { name, kind: 'reject', message: r.message };
       case 'smtp':
-        return { name, kind: 'transport', spec: { type: 'smtp', account: r.account, preset: r.preset, host: r.host, port: r.port, security: r.security, mechanism: r.mechanism, caFile: r.ca_file ?? ca }, rewriteTo: r.rewrite_sender ? r.account : undefined };
+        return { name, kind: 'transport', spec: { type: 'smtp', account: r.account, preset: r.preset, host: r.host, port: r.port, security: r.security, mechanism: r.mechanism, caFile: r.ca_file ?? ca, maxConnections: this.delivery.connections_per_account }, rewriteTo: r.rewrite_sender ? r.account : undefined };
       case 'graph':
         return { name, kind: 'transport', spec: { type: 'graph', account: r.account, baseUrl: r.base_url, caFile: r.ca_file ?? ca }, rewriteTo: r.rewrite_sender ? r.account : undefined };
       case 'mx':

@@ -12,7 +12,7 @@
  *   apps    relay365-public        11111111-0000-4000-8000-000000000001  public client flows allowed, delegated mail scopes consented
  *           relay365-confidential  11111111-0000-4000-8000-000000000002  secret "sandbox-confidential-secret", redirect http://localhost, http://localhost:8001/myapp/
  *           relay365-daemon        11111111-0000-4000-8000-000000000003  secret "sandbox-daemon-secret" + a generated certificate;
- *                                  application SMTP.SendAsApp IMAP.AccessAsApp POP.AccessAsApp Mail.Send (admin consented);
+ *                                  application SMTP.SendAsApp IMAP.AccessAsApp POP.AccessAsApp Mail.Send Mail.ReadWrite (admin consented);
  *                                  Exchange SP 22222222-0000-4000-8000-000000000003 with FullAccess on alice@ and info@
  *           relay365-expired       11111111-0000-4000-8000-000000000004  secret "sandbox-expired-secret" (expired)
  *           relay365-noconsent     11111111-0000-4000-8000-000000000005  public, delegated scopes NOT consented
@@ -236,6 +236,7 @@ const DELEGATED_MAIL = [
   'https://outlook.office.com/IMAP.AccessAsUser.All',
   'https://outlook.office.com/POP.AccessAsUser.All',
   'https://graph.microsoft.com/Mail.Send',
+  'https://graph.microsoft.com/Mail.ReadWrite',
   'offline_access',
   'openid',
   'profile',
@@ -270,7 +271,7 @@ export function defaultDirectoryObject(daemonCertPem?: string): unknown {
             name: 'relay365-daemon',
             secrets: [{ id: 'd4e5f6a7-0000-4000-8000-00000000da3e', value: 'sandbox-daemon-secret' }],
             certificates: daemonCertPem ? [daemonCertPem] : [],
-            application: ['SMTP.SendAsApp', 'IMAP.AccessAsApp', 'POP.AccessAsApp', 'Mail.Send'],
+            application: ['SMTP.SendAsApp', 'IMAP.AccessAsApp', 'POP.AccessAsApp', 'Mail.Send', 'Mail.ReadWrite'],
           },
           { clientId: APP_IDS.expired, name: 'relay365-expired', secrets: [{ id: 'e0000000-0000-4000-8000-00000000e0e0', value: 'sandbox-expired-secret', expiresAt: '2024-01-01T00:00:00Z' }], application: ['SMTP.SendAsApp'] },
           { clientId: APP_IDS.noconsent, name: 'relay365-noconsent', allowPublicClientFlows: true, redirectUris: ['http://localhost'], delegated: DELEGATED_MAIL, consented: false },

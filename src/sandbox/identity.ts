@@ -85,9 +85,9 @@ class AadError extends Error {
 
 const OIDC = new Set(['offline_access', 'openid', 'profile', 'email']);
 const OUTLOOK_HOSTS = ['https://outlook.office.com', 'https://outlook.office365.com', 'https://ps.outlook.com'];
-const OUTLOOK_DELEGATED = ['SMTP.Send', 'IMAP.AccessAsUser.All', 'POP.AccessAsUser.All', 'EWS.AccessAsUser.All', 'Mail.Send', 'User.Read'];
+const OUTLOOK_DELEGATED = ['SMTP.Send', 'IMAP.AccessAsUser.All', 'POP.AccessAsUser.All', 'EWS.AccessAsUser.All', 'Mail.Send', 'Mail.ReadWrite', 'User.Read'];
 const APP_OUTLOOK_ROLES = ['SMTP.SendAsApp', 'IMAP.AccessAsApp', 'POP.AccessAsApp'];
-const APP_GRAPH_ROLES = ['Mail.Send'];
+const APP_GRAPH_ROLES = ['Mail.Send', 'Mail.ReadWrite'];
 const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 function aadTimestamp(d = new Date()): string {

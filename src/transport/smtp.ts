@@ -69,9 +69,11 @@ export class SmtpTransport implements Transport {
       host: options.host,
       port: options.port,
       secure: security === 'implicit',
-      requireTLS: security === 'starttls',
+      // Credentials never cross the wire in clear: with AUTH configured, "opportunistic" means STARTTLS is required,
+      // otherwise a server (or anyone stripping STARTTLS from its EHLO) would be handed the password.
+      requireTLS: security === 'starttls' || (security === 'opportunistic' && !!auth),
       ignoreTLS: security === 'none',
-      opportunisticTLS: security === 'opportunistic',
+      opportunisticTLS: security === 'opportunistic' && !auth,
       name: options.name,
       tls: {
         minVersion: 'TLSv1.2',
@@ -193,7 +195,14 @@ function formatLog(msg: string, args: unknown[]): string {
 export function toTransportError(err: unknown, context: string): TransportError {
   if (err instanceof TransportError) return err;
   const e = err as Error & { code?: string; responseCode?: number; response?: string; cause?: unknown };
-  if (e?.responseCode && e.response) return replyError(parseReply(e.response, e.responseCode), context);
+  if (e?.responseCode && e.response) {
+    const replied = replyError(parseReply(e.response, e.responseCode), context);
+    // A refusal during AUTH is an authentication problem whatever its code (e.g. a smarthost's 535 5.7.8).
+    if (e.code === 'EAUTH' && replied.code !== 'SMTP_AUTH') {
+      return new TransportError('SMTP_AUTH', replied.message, { smtp: replied.smtp, temporary: replied.temporary, hint: replied.temporary ? replied.hint : 'The server refused the user name or password of this route: check them with the server administrator.', cause: err });
+    }
+    return replied;
+  }
   if (e?.code === 'ETLS' || /certificate|self.signed|SSL|TLS/i.test(e?.message ?? '')) {
     return new TransportError('TLS', `${context}: ${e.message}`, { temporary: false, cause: err });
   }

@@ -1,17 +1,19 @@
 import type { Command } from 'commander';
-import { join } from 'node:path';
 import { Relay365Error, QueueError, UsageError } from '../../core/errors.js';
-import { SqliteQueue, type Queue, type QueueState } from '../../queue/index.js';
+import { openQueue, type Queue, type QueueState } from '../../queue/index.js';
 import type { CliContext } from '../context.js';
 
-/** `relay365 queue …` — like postqueue/postsuper, on the relay's queue (safe while it runs: SQLite WAL). */
+/**
+ * `relay365 queue …` — like postqueue/postsuper, on the relay's queue; safe while relays run (SQLite
+ * WAL, or row locks on the shared PostgreSQL queue).
+ */
 export function register(program: Command, ctx: CliContext): void {
-  const open = (): Queue => {
-    if (ctx.cfg.queue.backend !== 'sqlite') throw new UsageError('queue commands support the sqlite backend');
-    return new SqliteQueue({ dir: ctx.cfg.queue.dir ?? join(ctx.stateDir(), 'queue') });
+  const open = (): Promise<Queue> => {
+    const c = ctx.cfg;
+    return openQueue({ backend: c.queue.backend, dir: c.queue.dir, postgres_url: c.queue.postgres_url, max_message_size: c.relay.max_message_size, max_lifetime_seconds: c.delivery.max_lifetime_seconds }, { stateDir: ctx.stateDir() });
   };
   const withQueue = async <T>(fn: (q: Queue) => Promise<T>): Promise<T> => {
-    const q = open();
+    const q = await open();
     try {
       return await fn(q);
     } finally {

@@ -67,6 +67,7 @@ export const relaySection = {
       retry_initial_seconds: z.number().positive().default(60).describe('First retry delay; doubles per attempt, with jitter.'),
       retry_max_seconds: z.number().positive().default(3600).describe('Longest delay between retries.'),
       max_lifetime_seconds: z.number().positive().default(5 * 86400).describe('Give up (bounce) after this long in the queue.'),
+      lease_seconds: z.number().int().min(30).default(600).describe('How long a worker owns a message it is delivering; after a crash (or with several instances on one PostgreSQL queue, after an instance dies) another worker takes it over once this has passed.'),
       connections_per_account: z.number().int().min(1).max(3).default(3).describe('Exchange allows 3 concurrent SMTP connections per mailbox.'),
       messages_per_minute_per_account: z.number().int().positive().default(30).describe('Exchange delays mail beyond 30 messages/minute per mailbox.'),
       recipients_per_day_per_account: z.number().int().positive().default(10000).describe('Exchange blocks a mailbox for 24 h beyond 10,000 recipients per day.'),

@@ -1,0 +1,409 @@
+/**
+ * The Queue contract, checked with the same tests against every backend: the embedded SQLite queue
+ * and the shared PostgreSQL queue. Each test gets a fresh queue (a temp directory, or a schema of
+ * its own that is dropped afterwards, so test files running at the same time never meet).
+ * Where the backends differ on purpose (recoverAfterCrash with several instances) the test says so.
+ */
+import { describe, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import pg from 'pg';
+import { tempDir } from '../helpers/cli.js';
+import { PostgresQueue, SqliteQueue, type Queue, type QueueEntry } from '../../src/queue/index.js';
+import { QueueError } from '../../src/core/errors.js';
+
+const PG_URL = process.env.RELAY365_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+interface OpenOptions {
+  owner?: string;
+  startedAt?: Date;
+  maxMessageBytes?: number;
+}
+
+interface Backend {
+  name: 'sqlite' | 'postgres';
+  /** Several relay instances share this queue (recoverAfterCrash must spare other instances' leases). */
+  shared: boolean;
+  /** A Queue on the test's store; several calls = several instances (connections) on the same store. */
+  open(options?: OpenOptions): Promise<Queue>;
+}
+
+let pgReachable: Promise<string | undefined> | undefined;
+/** undefined when reachable, else why not. */
+function postgresProblem(): Promise<string | undefined> {
+  pgReachable ??= (async () => {
+    const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 });
+    try {
+      await c.connect();
+      await c.query('SELECT 1');
+      return undefined;
+    } catch (err) {
+      return (err as Error).message || String(err);
+    } finally {
+      await c.end().catch(() => {});
+    }
+  })();
+  return pgReachable;
+}
+
+async function withBackend(t: TestContext, name: Backend['name']): Promise<Backend | undefined> {
+  const opened: Queue[] = [];
+  if (name === 'sqlite') {
+    const dir = join(tempDir('relay365-queue-'), 'queue');
+    t.after(() => Promise.all(opened.map((q) => q.close())));
+    return {
+      name,
+      shared: false,
+      async open(o = {}) {
+        const q = new SqliteQueue({ dir, maxMessageBytes: o.maxMessageBytes });
+        opened.push(q);
+        return q;
+      },
+    };
+  }
+  const problem = await postgresProblem();
+  if (problem) {
+    t.skip(`PostgreSQL is not reachable at ${PG_URL} (${problem}); set RELAY365_TEST_POSTGRES_URL to run the postgres half`);
+    return undefined;
+  }
+  const schema = `relay365_t_${randomBytes(6).toString('hex')}`;
+  t.after(async () => {
+    await Promise.all(opened.map((q) => q.close()));
+    const c = new pg.Client({ connectionString: PG_URL });
+    await c.connect();
+    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await c.end();
+  });
+  return {
+    name,
+    shared: true,
+    async open(o = {}) {
+      const q = await PostgresQueue.open({ url: `${PG_URL}?schema=${schema}`, ...o });
+      opened.push(q);
+      return q;
+    },
+  };
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+const meta = (n: number | string, extra: Partial<{ recipients: string[]; messageId: string; sender: string }> = {}) => ({
+  sender: extra.sender ?? 'alice@contoso.test',
+  recipients: extra.recipients ?? ['bob@fabrikam.test'],
+  messageId: extra.messageId ?? `msg-${n}@conformance.test`,
+});
+
+const body = (text: string) => Readable.from([Buffer.from(text)]);
+
+async function enqueueMany(q: Queue, n: number, prefix = 'm'): Promise<QueueEntry[]> {
+  const out: QueueEntry[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push(await q.enqueue(meta(`${prefix}${i}`), body(`Subject: ${prefix}${i}\r\n\r\nbody ${i}\r\n`)));
+    // Distinct arrival times, so "oldest due first" has one right answer.
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return out;
+}
+
+/** A process id that existed and is gone now (as a crashed relay's would be). */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '']);
+  await new Promise((r) => child.once('exit', r));
+  return child.pid!;
+}
+
+for (const name of ['sqlite', 'postgres'] as const) {
+  describe(`queue conformance: ${name}`, () => {
+    test('enqueue → get → openBody round trip keeps the envelope, the metadata and the bytes', async (t) => {
+      const b = await withBackend(t, name);
+      if (!b) return;
+      const q = await b.open();
+      const raw = 'Received: from x\r\nMessage-ID: <rt-1@conformance.test>\r\nSubject: hi\r\n\r\nHello, wörld\r\n';
+      const before = Date.now();
+      const e = await q.enqueue({ sender: 'alice@contoso.test', recipients: ['bob@fabrikam.test', 'carol@fabrikam.test', 'bob@fabrikam.test'], clientIp: '127.0.0.1', authUser: 'scanner', messageId: 'rt-1@conformance.test' }, body(raw));
+      assert.match(e.id, /^[0-9A-Z]{19}$/);
+      assert.equal(e.state, 'incoming');
+      assert.equal(e.size, Buffer.byteLength(raw));
+      assert.deepEqual(e.recipients, [
+        { address: 'bob@fabrikam.test', state: 'pending' },
+        { address: 'carol@fabrikam.test', state: 'pending' },
+      ], 'duplicates collapse, order is kept');
+      assert.equal(e.clientIp, '127.0.0.1');
+      assert.equal(e.authUser, 'scanner');
+      assert.equal(e.messageId, 'rt-1@conformance.test');
+      assert.equal(e.attempts, 0);
+      assert.ok(Date.parse(e.createdAt) >= before - 5 && Date.parse(e.nextAttemptAt) <= Date.now());
+      assert.ok(Date.parse(e.expiresAt) - Date.parse(e.createdAt) === 5 * 86_400_000, 'default lifetime: 5 days');
+      const got = await q.get(e.id);
+      assert.deepEqual(got, { ...e, history: [] });
+      assert.equal((await readAll(q.openBody(e.id))).toString(), raw);
+      assert.equal((await readAll(q.openBody(e.id))).toString(), raw, 'a fresh stream each call');
+      assert.equal(await q.get('NOSUCHID'), undefined);
+      await assert.rejects(readAll(q.openBody('NOSUCHID')));
+
+      // 5 MB, produced piecewise as an SMTP session would: every byte must come back in order.
+      const hash = createHash('sha256');
+      let produced = 0;
+      const big = Readable.from(
+        (function* () {
+          for (let i = 0; i < 80; i++) {
+            const piece = randomBytes(64 * 1024 + (i % 7));
+            produced += piece.length;
+            hash.update(piece);
+            yield piece;
+          }
+        })(),
+      );
+      const e5 = await q.enqueue(meta('big'), big);
+      assert.ok(produced > 5 * 1024 * 1024);
+      assert.equal(e5.size, produced);
+      const back = await readAll(q.openBody(e5.id));
+      assert.equal(back.length, produced);
+      assert.equal(createHash('sha256').update(back).digest('hex'), hash.digest('hex'));
+    });
+
+    test('a message over the size limit is refused with 552 5.3.4 and leaves nothing behind', async (t) => {
+      const b = await withBackend(t, name);
+      if (!b) return;
+      const q = await b.open({ maxMessageBytes: 600 * 1024 });
+      // Past the first stored chunk before the limit is hit, so the refusal has to undo a write.
+      const err = await q.enqueue(meta('toobig'), Readable.from([0, 1, 2, 3].map(() => randomBytes(200 * 1024)))).then(
+        () => assert.fail('accepted'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof QueueError);
+      assert.equal(err.code, 'MESSAGE_INVALID');
+      assert.equal(err.smtp?.code, 552);
+      assert.equal(err.smtp?.enhanced, '5.3.4');
+      assert.deepEqual(await q.list(), []);
+      // A body stream that fails mid-way (client gone) is not queued either.
+      const broken = new Readable({ read() {} });
+      broken.push(Buffer.alloc(1000, 'x'));
+      setTimeout(() => broken.destroy(new Error('connection reset')), 10);
+      await assert.rejects(q.enqueue(meta('broken'), broken), (e: unknown) => e instanceof QueueError && e.code === 'QUEUE_IO');
+      assert.deepEqual(await q.counts(), { incoming: 0, active: 0, deferred: 0, hold: 0, done: 0, bounced: 0 });
+    });
+
+    test('two instances claiming in parallel: every entry is leased exactly once', async (t) => {
+      const b = await withBackend(t, name);
+      if (!b) return;
+      const [a, c] = [await b.open(), await b.open()];
+      const all = await enqueueMany(a, 120);
+      const claimed = new Map<string, string[]>();
+      const worker = async (q: Queue, owner: string) => {
+        for (;;) {
+          const got = await q.claim({ owner, limit: 3, leaseMs: 60_000 });
+          if (got.length === 0) return;
+          for (const e of got) {
+            assert.equal(e.state, 'active');
+            claimed.set(e.id, [...(claimed.get(e.id) ?? []), owner]);
+          }
+        }
+      };
+      // Four workers per instance, as a relay's delivery workers would claim.
+      await Promise.all([0, 1, 2, 3].flatMap((i) => [worker(a, `host-a:${i}`), worker(c, `host-b:${i}`)]));
+      const twice = [...claimed].filter(([, owners]) => owners.length > 1);
+      assert.deepEqual(twice, [], 'no entry claimed twice');
+      assert.deepEqual([...claimed.keys()].sort(), all.map((e) => e.id).sort(), 'every entry claimed');
+      const owners = new Set([...claimed.values()].flat().map((o) => o.split(':')[0]));
+      if (b.shared) assert.deepEqual([...owners].sort(), ['host-a', 'host-b'], 'both instances got work');
+      assert.equal((await a.counts()).active, 120);
+      assert.deepEqual(await c.claim({ owner: 'host-b:9', limit: 10, leaseMs: 60_000 }), [], 'leased entries are not due');
+    });
+
+    test('claim: due entries only, oldest due first, up to the limit', async (t) => {
+      const b = await withBackend(t, name);
+      if (!b) return;
+      const q = await b.open();
+      const [e1, e2, e3] = await enqueueMany(q, 3);
+      const first = await q.claim({ owner: 'w', limit: 2, leaseMs: 60_000 });
+      assert.deepEqual(first.map((e) => e.id), [e1!.id, e2!.id]);
+      assert.deepEqual(first[0]!.recipients, [{ address: 'bob@fabrikam.test', state: 'pending' }]);
+      // Deferred to the future: not claimable now, claimable once due.
+      await q.settle(e1!.id, { delivered: [], failed: [], deferred: [{ recipient: 'bob@fabrikam.test', reply: '451 4.7.500 busy' }], nextAttemptAt: new Date(Date.now() + 3600_000) });
+      const second = await q.claim({ owner: 'w', limit: 10, leaseMs: 60_000 });
+      assert.deepEqual(second.map((e) => e.id), [e3!.id]);
+      const later = await q.claim({ owner: 'w', limit: 10, leaseMs: 60_000, now: new Date(Date.now() + 3601_000) });
+      assert.ok(later.some((e) => e.id === e1!.id), 'due after its next attempt time');
+      assert.ok(later.some((e) => e.id === e2!.id), 'and the others, whose leases ran out by then');
+    });
+
+    test('settle: delivered → done, failed → bounced, deferred → deferred with back-off; history is kept', async (t) => {
+      const b = await withBackend(t, name);
+      if (!b) return;
+      const q = await b.open();
+      const e = await q.enqueue(meta('settle', { recipients: ['a@x.test', 'b@x.test', 'c@x.test'] }), body('Subject: s\r\n\r\nx\r\n'));
+      await q.claim({ owner: 'w', limit: 1, leaseMs: 60_000 });
+      await q.recordAttempt(e.id, { at: '2024-01-01T00:00:00.000Z', route: 'office365', recipients: ['a@x.test', 'b@x.test', 'c@x.test'], reply: '250 2.0.0 OK', durationMs: 120, outcome: 'partial' });
+      const next = new Date(Date.now() + 60_000);
+      const s1 = await q.settle(e.id, { delivered: ['a@x.test'], failed: [], deferred: [{ recipient: 'b@x.test', reply: '451 4.7.500 Server busy' }, { recipient: 'c@x.test', reply: '452 4.2.0 later' }], nextAttemptAt: next });
+      assert.equal(s1.state, 'deferred');
+      assert.equal(s1.attempts, 1);
+      assert.equal(s1.lastError, '451 4.7.500 Server busy');
+      assert.equal(s1.nextAttemptAt, next.toISOString());
+      assert.deepEqual(s1.recipients, [
+        { address: 'a@x.test', state: 'delivered' },
+        { address: 'b@x.test', state: 'deferred', lastReply: '451 4.7.500 Server busy' },
+        { address: 'c@x.test', state: 'deferred', lastReply: '452 4.2.0 later' },
+      ]);
+      assert.deepEqual(s1.history, [{ at: '2024-01-01T00:00:00.000Z', route: 'office365', recipients: ['a@x.test', 'b@x.test', 'c@x.test'], reply: '250 2.0.0 OK', durationMs: 120, outcome: 'partial' }]);
+      assert.equal((await readAll(q.openBody(e.id))).toString(), 'Subject: s\r\n\r\nx\r\n', 'a deferred entry keeps its body');
+
+      await q.recordAttempt(e.id, { at: '2024-01-01T00:01:00.000Z', route: 'office365', recipients: ['b@x.test', 'c@x.test'], reply: '550 5.1.1 unknown', durationMs: 80, outcome: 'partial' });
+      const s2 = await q.settle(e.id, { delivered: ['c@x.test'], failed: [{ recipient: 'b@x.test', reply: '550 5.1.1 unknown' }], deferred: [] });
+      assert.equal(s2.state, 'bounced');
+      assert.equal(s2.attempts, 2);
+      assert.equal(s2.lastError, '550 5.1.1 unknown');
+      assert.deepEqual(s2.history!.map((h) => h.at), ['2024-01-01T00:00:00.000Z', '2024-01-01T00:01:00.000Z']);
+      await assert.rejects(readAll(q.openBody(e.id)), 'a finished entry has no body any more');
+
+      const d = await q.enqueue(meta('done', { recipients: ['a@x.test', 'b@x.test'] }), body('x'));
+      const s3 = await q.settle(d.id, { delivered: ['a@x.test', 'b@x.test'], failed: [], deferred: [] });
+      assert.equal(s3.state, 'done');
+      assert.equal(s3.lastError, undefined);
+      await assert.rejects(readAll(q.openBody(d.id)));
+      assert.deepEqual(await q.claim({ owner: 'w', limit: 10, leaseMs: 1, now: new Date(Date.now() + 86_400_000) }), [], 'finished entries are never claimed');
+      assert.deepEqual(await q.counts(), { incoming: 0, active: 0, deferred: 0, hold: 0, done: 1, bounced: 1 });
+    });
+
+    test('hold, release, retry and delete follow the Postfix states', async (t) => {
+      const b = await withBackend(t, name);
+      if (!b) return;
+      const q = await b.open();
+      const [h, d, x] = await enqueueMany(q, 3);
+      assert.equal(await q.hold(h!.id), true);
+      assert.equal(await q.hold(h!.id), false, 'already held');
+      assert.equal((await q.get(h!.id))!.state, 'hold');
+      assert.equal(await q.release(d!.id), false, 'only held entries are released');
+      const claimed = await q.claim({ owner: 'w', limit: 10, leaseMs: 60_000 });
+      assert.deepEqual(claimed.map((e) => e.id).sort(), [d!.id, x!.id].sort(), 'held entries are not claimed');
+      assert.equal(await q.hold(d!.id), false, 'an active entry cannot be held');
+      await q.settle(d!.id, { delivered: [], failed: [], deferred: [{ recipient: 'bob@fabrikam.test', reply: '451 later' }], nextAttemptAt: new Date(Date.now() + 3600_000) });
+      assert.equal(await q.release(h!.id), true);
+      const released = (await q.get(h!.id))!;
+      assert.equal(released.state, 'deferred');
+      assert.ok(Date.parse(released.nextAttemptAt) <= Date.now(), 'due now');
+      assert.equal(await q.retry(d!.id), 1);
+      assert.ok(Date.parse((await q.get(d!.id))!.nextAttemptAt) <= Date.now());
+      await q.settle(d!.id, { delivered: [], failed: [], deferred: [{ recipient: 'bob@fabrikam.test', reply: '451 later' }], nextAttemptAt: new Date(Date.now() + 3600_000) });
+      assert.equal(await q.hold(d!.id), true, 'a deferred entry can be held');
+      assert.equal(await q.retry(d!.id), 1, 'retry also releases a held entry');
+      assert.equal((await q.get(d!.id))!.state, 'deferred');
+      assert.equal(await q.retry(x!.id), 0, 'an active entry is not retried');
+      await q.settle(d!.id, { delivered: [], failed: [], deferred: [{ recipient: 'bob@fabrikam.test', reply: '451 later' }], nextAttemptAt: new Date(Date.now() + 3600_000) });
+      assert.equal(await q.retry('all'), 2, 'every deferred entry');
+      const due = await q.claim({ owner: 'w', limit: 10, leaseMs: 60_000 });
+      assert.deepEqual(due.map((e) => e.id).sort(), [h!.id, d!.id].sort());
+      assert.equal(await q.delete(h!.id), true);
+      assert.equal(await q.delete(h!.id), false);
+      assert.equal(await q.get(h!.id), undefined);
+      await assert.rejects(readAll(q.openBody(h!.id)));
+      assert.equal(await q.retry('NOSUCHID'), 0);
+      assert.equal(await q.hold('NOSUCHID'), false);
+      assert.deepEqual(await q.counts(), { incoming: 0, active: 2, deferred: 0, hold: 0, done: 0, bounced: 0 });
+    });
+
+    test('list: newest first, by state, search by Message-ID, sender, recipient or id, paging; counts', async (t) => {
+      const b = await withBackend(t, name);
+      if (!b) return;
+      const q = await b.open();
+      const e1 = await q.enqueue(meta(1, { messageId: 'CAF00d+Invoice-2024@mail.contoso.test' }), body('1'));
+      await new Promise((r) => setTimeout(r, 3));
+      const e2 = await q.enqueue(meta(2, { sender: 'printer@branch.test', recipients: ['ops@fabrikam.test'] }), body('2'));
+      await new Promise((r) => setTimeout(r, 3));
+      const e3 = await q.enqueue(meta(3, { messageId: 'other@mail.contoso.test' }), body('3'));
+      await q.hold(e3.id);
+      assert.deepEqual((await q.list()).map((e) => e.id), [e3.id, e2.id, e1.id]);
+      const [hit] = await q.list({ search: 'Invoice-2024' });
+      assert.equal(hit?.id, e1.id);
+      assert.equal(hit?.messageId, 'CAF00d+Invoice-2024@mail.contoso.test');
+      assert.equal(hit?.history, undefined, 'list does not load the history');
+      assert.deepEqual((await q.list({ search: 'invoice-2024' })).map((e) => e.id), [e1.id], 'case-insensitive');
+      assert.deepEqual((await q.list({ search: 'mail.contoso.test' })).map((e) => e.id), [e3.id, e1.id]);
+      assert.deepEqual((await q.list({ search: 'printer@' })).map((e) => e.id), [e2.id], 'by sender');
+      assert.deepEqual((await q.list({ search: 'ops@fabrikam' })).map((e) => e.id), [e2.id], 'by recipient');
+      assert.deepEqual((await q.list({ search: e3.id.slice(-8) })).map((e) => e.id), [e3.id], 'by queue id');
+      assert.deepEqual((await q.list({ search: 'contoso', state: 'hold' })).map((e) => e.id), [e3.id]);
+      assert.deepEqual((await q.list({ state: 'incoming' })).map((e) => e.id), [e2.id, e1.id]);
+      assert.deepEqual(await q.list({ search: 'no-such-thing' }), []);
+      assert.deepEqual((await q.list({ limit: 1, offset: 1 })).map((e) => e.id), [e2.id]);
+      assert.deepEqual(hit!.recipients, [{ address: 'bob@fabrikam.test', state: 'pending' }]);
+      assert.deepEqual(await q.counts(), { incoming: 2, active: 0, deferred: 0, hold: 1, done: 0, bounced: 0 });
+    });
+
+    test('recoverAfterCrash: expired leases and leases of dead processes on this host come back due now', async (t) => {
+      const b = await withBackend(t, name);
+      if (!b) return;
+      const q = await b.open();
+      const [dead, expired, untouched] = await enqueueMany(q, 3);
+      await q.hold(untouched!.id);
+      const pid = await deadPid();
+      await q.claim({ owner: `${hostname()}:${pid}`, limit: 1, leaseMs: 600_000 });
+      await q.claim({ owner: 'gone-host:1', limit: 1, leaseMs: 1 });
+      await new Promise((r) => setTimeout(r, 10));
+      const restarted = await b.open();
+      assert.equal(await restarted.recoverAfterCrash(), 2);
+      for (const id of [expired!.id, dead!.id]) {
+        const e = (await restarted.get(id))!;
+        assert.equal(e.state, 'deferred');
+        assert.ok(Date.parse(e.nextAttemptAt) <= Date.now(), 'due now');
+        assert.equal(e.attempts, 0, 'a crash is not an attempt');
+      }
+      assert.equal((await restarted.get(untouched!.id))!.state, 'hold');
+      const again = await restarted.claim({ owner: `${hostname()}:${process.pid}`, limit: 10, leaseMs: 60_000 });
+      assert.deepEqual(again.map((e) => e.id).sort(), [expired!.id, dead!.id].sort());
+      assert.equal(await restarted.recoverAfterCrash(), b.shared ? 0 : 2, b.shared ? 'a live lease of this process is kept' : 'single instance: every active entry is a crashed one');
+    });
+
+    test('recoverAfterCrash on a restart does not take live leases of other instances', async (t) => {
+      const b = await withBackend(t, name);
+      if (!b) return;
+      const other = await b.open({ owner: 'relay-b.example:4242' });
+      const [theirs] = await enqueueMany(other, 1);
+      await other.claim({ owner: 'relay-b.example:4242', limit: 1, leaseMs: 600_000 });
+      const me = await b.open({ owner: 'relay-a.example:1' });
+      const recovered = await me.recoverAfterCrash();
+      if (!b.shared) {
+        // The SQLite queue belongs to one relay: whatever is active at start-up is its own crashed work.
+        assert.equal(recovered, 1);
+        return;
+      }
+      assert.equal(recovered, 0);
+      assert.equal((await me.get(theirs!.id))!.state, 'active');
+      assert.deepEqual(await me.claim({ owner: 'relay-a.example:1', limit: 10, leaseMs: 60_000 }), []);
+      // Our own owner name from before this process started (a container restarts as pid 1): ours to recover.
+      const [mine] = await enqueueMany(me, 1, 'mine');
+      await me.claim({ owner: 'relay-a.example:1', limit: 1, leaseMs: 600_000 });
+      const meAgain = await b.open({ owner: 'relay-a.example:1', startedAt: new Date(Date.now() + 1) });
+      await new Promise((r) => setTimeout(r, 5));
+      assert.equal(await meAgain.recoverAfterCrash(), 1);
+      assert.equal((await meAgain.get(mine!.id))!.state, 'deferred');
+      assert.equal((await meAgain.get(theirs!.id))!.state, 'active');
+    });
+
+    test('an expired lease is taken over by another instance; a live one is not', async (t) => {
+      const b = await withBackend(t, name);
+      if (!b) return;
+      const a = await b.open();
+      const c = await b.open();
+      const [e] = await enqueueMany(a, 1);
+      const t0 = Date.now();
+      assert.equal((await a.claim({ owner: 'relay-a:1', limit: 5, leaseMs: 60_000, now: new Date(t0) })).length, 1);
+      assert.deepEqual(await c.claim({ owner: 'relay-b:1', limit: 5, leaseMs: 60_000, now: new Date(t0 + 59_000) }), [], 'lease still valid');
+      const taken = await c.claim({ owner: 'relay-b:1', limit: 5, leaseMs: 60_000, now: new Date(t0 + 61_000) });
+      assert.deepEqual(taken.map((x) => x.id), [e!.id]);
+      assert.deepEqual(await a.claim({ owner: 'relay-a:1', limit: 5, leaseMs: 60_000, now: new Date(t0 + 62_000) }), [], 'the new lease holds');
+      const done = await c.settle(e!.id, { delivered: ['bob@fabrikam.test'], failed: [], deferred: [] });
+      assert.equal(done.state, 'done');
+      assert.equal(done.attempts, 1);
+    });
+  });
+}
