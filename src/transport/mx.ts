@@ -1,6 +1,7 @@
 /**
  * Direct-to-MX delivery: recipients grouped by domain, the domain's MX hosts in preference order
- * (A/AAAA fallback per RFC 5321 §5.1), opportunistic STARTTLS, one connection per domain.
+ * (A/AAAA fallback per RFC 5321 §5.1), null MX (RFC 7505), opportunistic STARTTLS without
+ * certificate verification (RFC 7435, see deliverTo), one connection per domain.
  * The resolver address is configurable (host:port) so tests can use a DNS server on loopback.
  */
 import { Resolver } from 'node:dns/promises';
@@ -53,6 +54,30 @@ export class MxTransport implements Transport {
     }
   }
 
+  /**
+   * One MX host. Opportunistic TLS here is RFC 7435's "encrypt, don't authenticate" (Postfix's
+   * smtp_tls_security_level = may): MX certificates are often self-signed or name another host,
+   * and an MX name from unsigned DNS proves nothing, so the certificate is not verified — a
+   * verification failure would otherwise bounce mail that any MTA delivers. If the TLS handshake
+   * itself fails, the host is retried once in plaintext, as Postfix does.
+   */
+  private async deliverTo(address: string, envelope: Envelope, message: MessageSource): Promise<DeliveryResult> {
+    const attempt = async (security: 'opportunistic' | 'none') => {
+      const t = new SmtpTransport({ host: address, port: this.options.port ?? 25, security, dangerouslySkipTlsVerify: true, name: this.options.name, caFile: this.options.caFile, pool: false, timeoutMs: this.options.timeoutMs });
+      try {
+        return await t.deliver(envelope, message);
+      } finally {
+        await t.close();
+      }
+    };
+    try {
+      return await attempt('opportunistic');
+    } catch (err) {
+      if ((err as TransportError).code !== 'TLS') throw err;
+      return attempt('none');
+    }
+  }
+
   async deliver(envelope: Envelope, message: MessageSource): Promise<DeliveryResult> {
     const started = Date.now();
     const byDomain = new Map<string, string[]>();
@@ -79,11 +104,13 @@ export class MxTransport implements Transport {
           return undefined;
         });
         if (!address) continue;
-        const t = new SmtpTransport({ host: address, port: this.options.port ?? 25, security: 'opportunistic', name: this.options.name, caFile: this.options.caFile, pool: false, timeoutMs: this.options.timeoutMs });
         try {
-          const r = await t.deliver({ ...envelope, to: rcpts }, message);
-          accepted.push(...r.accepted);
-          rejected.push(...r.rejected);
+          const r = await this.deliverTo(address, { ...envelope, to: rcpts }, message);
+          // nodemailer reports addresses with the domain lower-cased; the queue settles
+          // recipients by their exact envelope spelling, so map the answers back to it.
+          const original = (a: string) => rcpts.find((x) => x.toLowerCase() === a.toLowerCase()) ?? a;
+          accepted.push(...r.accepted.map(original));
+          rejected.push(...r.rejected.map((f) => ({ ...f, recipient: original(f.recipient) })));
           responses.push(`${domain}: ${r.response}`);
           lastError = undefined;
           break;
@@ -91,8 +118,6 @@ export class MxTransport implements Transport {
           lastError = err as TransportError;
           // A permanent answer from one MX is final; temporary ones try the next MX.
           if (!lastError.temporary) break;
-        } finally {
-          await t.close();
         }
       }
       if (lastError) for (const r of rcpts) rejected.push({ recipient: r, reply: lastError.smtp ?? { code: lastError.temporary ? 451 : 550, text: lastError.message }, temporary: lastError.temporary });
