@@ -266,10 +266,12 @@ async function smtpProbe(o: CheckOptions, rec: Recorder, s: LineSocket, ep: Endp
   });
   const t = await tokenAndClaims(o, rec, 'smtp', mailbox);
   await rec.step('auth', async () => {
-    const r = await smtpCmd(s, `AUTH XOAUTH2 ${xoauth2(mailbox, t.token)}`, 'AUTH XOAUTH2 <XOAUTH2 initial response>');
-    let reply = r;
+    // RFC 4954 §4: a bearer token never fits the 512-octet command line, so the initial response
+    // follows an empty 334 (Exchange also takes the long line; Dovecot does not).
+    let reply = await smtpCmd(s, 'AUTH XOAUTH2');
+    if (reply.code === 334) reply = await smtpCmd(s, xoauth2(mailbox, t.token), '<XOAUTH2 initial response>');
     // A 334 here is an error challenge (Gmail style): answer with an empty line, read the verdict.
-    if (r.code === 334) reply = await smtpCmd(s, '');
+    if (reply.code === 334) reply = await smtpCmd(s, '');
     if (reply.code !== 235) return { status: 'fail', detail: `as ${mailbox}`, reply: firstLine(reply), explanation: explainServerReply(firstLine(reply), 'smtp') };
     return { detail: `${firstLine(reply)} (user=${mailbox})` };
   });

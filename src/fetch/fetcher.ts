@@ -93,8 +93,11 @@ async function connectImap(o: FetchOptions): Promise<{ client: ImapFlow; user: s
       await client.connect();
       return { client, user };
     } catch (e) {
+      // imapflow picks OAUTHBEARER over XOAUTH2 when the server offers both (Dovecot does;
+      // Exchange offers only XOAUTH2), so the message names the mechanism actually tried.
+      const mechanism = client.capabilities?.has('AUTH=OAUTHBEARER') ? 'OAUTHBEARER' : 'XOAUTH2';
       client.close();
-      const err = imapError(e, user, 'AUTHENTICATE');
+      const err = imapError(e, user, 'AUTHENTICATE', mechanism);
       if (attempt === 0 && err.code === 'IMAP_AUTH' && err.details?.catalogue !== 'imap-not-connected') {
         t = await o.tokens.tokenRejected(o.account, t.token, { purpose: 'imap' });
         registerSecret(t.token);
@@ -158,7 +161,7 @@ async function imapAfter(o: FetchOptions, client: ImapFlow, uid: number, result:
   }
 }
 
-function imapError(e: unknown, user: string, stage: string): Relay365Error {
+function imapError(e: unknown, user: string, stage: string, mechanism = 'XOAUTH2'): Relay365Error {
   if (e instanceof Relay365Error) return e;
   const err = e as Error & { responseText?: string; authenticationFailed?: boolean; responseStatus?: string; code?: string; response?: unknown };
   // imapflow reports "not connected" after AUTHENTICATE as an authentication failure, with the
@@ -171,7 +174,7 @@ function imapError(e: unknown, user: string, stage: string): Relay365Error {
     return new TransportError('IMAP_AUTH', `IMAP as ${user}: the token was accepted, then the server said "${err.responseText}"`, { temporary: false, hint, details: { catalogue: entry.id } });
   }
   if (err.authenticationFailed || entry?.id === 'imap-auth-failed') {
-    return new TransportError('IMAP_AUTH', `IMAP AUTHENTICATE XOAUTH2 as ${user} failed: ${err.responseText ?? err.message}`, { temporary: false, hint, details: entry ? { catalogue: entry.id } : undefined });
+    return new TransportError('IMAP_AUTH', `IMAP AUTHENTICATE ${mechanism} as ${user} failed: ${err.responseText ?? err.message}`, { temporary: false, hint, details: entry ? { catalogue: entry.id } : undefined });
   }
   if (entry) return new TransportError('IMAP_AUTH', `IMAP ${stage} for ${user} failed: ${err.responseText ?? err.message}`, { temporary: entry.temporary, hint, details: { catalogue: entry.id } });
   const tlsProblem = /certificate|CERT_|self[- ]signed|SSL|TLS/i.test(`${err.code ?? ''} ${err.message}`);

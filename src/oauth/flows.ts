@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oauth from 'oauth4webapi';
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
 import { OAuthError } from '../core/errors.js';
 import { makeFetch } from './http.js';
 import { toOAuthError } from './errors.js';
@@ -238,6 +238,8 @@ export async function authorizationCode(ctx: FlowContext, opts: BrowserFlowOptio
 export function loadCertificate(certFile: string, keyFile: string | undefined, passphrase: string | undefined, alg: 'PS256' | 'RS256'): Extract<Credential, { type: 'certificate' }> {
   const data = readFileSync(certFile);
   if (/\.(pfx|p12)$/i.test(certFile)) {
+    // node-forge (PKCS#12) is required here only: it is large and most accounts never load a PFX.
+    const forge = createRequire(import.meta.url)('node-forge') as typeof import('node-forge');
     const p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(data.toString('binary')), passphrase ?? '');
     const certBag = p12.getBags({ bagType: forge.pki.oids.certBag })[forge.pki.oids.certBag]?.[0];
     const keyBag = p12.getBags({ bagType: forge.pki.oids.pkcs8ShroudedKeyBag })[forge.pki.oids.pkcs8ShroudedKeyBag]?.[0] ?? p12.getBags({ bagType: forge.pki.oids.keyBag })[forge.pki.oids.keyBag]?.[0];

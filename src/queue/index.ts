@@ -2,12 +2,11 @@ import { join } from 'node:path';
 import type { Logger } from '../core/log.js';
 import { ConfigError } from '../core/errors.js';
 import { SqliteQueue } from './sqlite.js';
-import { PostgresQueue } from './postgres.js';
 import type { Queue } from './types.js';
 
 export type { Queue, QueueEntry, QueueState, QueueCounts, QueueAttempt, QueueRecipient, EnqueueMeta, SettleOutcome } from './types.js';
 export { SqliteQueue, newQueueId } from './sqlite.js';
-export { PostgresQueue, POSTGRES_SCHEMA_VERSION, type PostgresQueueOptions } from './postgres.js';
+export type { PostgresQueueOptions } from './postgres.js';
 
 export interface QueueConfig {
   backend: 'sqlite' | 'postgres';
@@ -20,6 +19,8 @@ export interface QueueConfig {
 export async function openQueue(config: QueueConfig, deps: { stateDir: string; log?: Logger }): Promise<Queue> {
   if (config.backend === 'postgres') {
     if (!config.postgres_url) throw new ConfigError('queue.postgres_url is required when queue.backend is postgres (e.g. postgres://relay365@db.example.com/relay365)', { keyPath: 'queue.postgres_url' });
+    // pg is loaded only by relays that use it.
+    const { PostgresQueue } = await import('./postgres.js');
     return PostgresQueue.open({ url: config.postgres_url, maxMessageBytes: config.max_message_size, maxLifetimeMs: config.max_lifetime_seconds * 1000, log: deps.log });
   }
   return new SqliteQueue({ dir: config.dir ?? join(deps.stateDir, 'queue'), maxMessageBytes: config.max_message_size, maxLifetimeMs: config.max_lifetime_seconds * 1000, log: deps.log });

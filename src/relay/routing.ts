@@ -76,7 +76,7 @@ export class Router {
       case 'mx':
         return { name, kind: 'transport', spec: { type: 'mx', resolvers: r.resolvers, port: r.port, caFile: ca } };
       case 'smarthost':
-        return { name, kind: 'transport', spec: { type: 'smarthost', host: r.host, port: r.port, security: r.security, user: r.user, password: r.password, caFile: r.ca_file ?? ca } };
+        return { name, kind: 'transport', spec: { type: 'smarthost', host: r.host, port: r.port, security: r.security, user: r.user, password: r.password, caFile: r.ca_file ?? ca, maxConnections: r.max_connections } };
     }
   }
 }

@@ -4,7 +4,7 @@
  * Exchange `aud` values are UNVERIFIED, the proposed ones are used). Written with node:crypto
  * only, independently of relay365's client code.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, createSign, createVerify, randomUUID, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, createSign, createVerify, randomUUID, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -21,6 +21,8 @@ export interface AccessTokenClaims {
   exp: number;
   tid: string;
   oid: string;
+  /** Pairwise subject (per user or service principal and application), as Entra issues it. */
+  sub: string;
   appid: string;
   azp?: string;
   scp?: string;
@@ -57,7 +59,7 @@ export class TokenSigner {
     return { keys: [{ kty: 'RSA', use: 'sig', kid: this.kid, x5t: this.kid, n: jwk.n, e: jwk.e, alg: 'RS256' }] };
   }
 
-  sign(claims: Omit<AccessTokenClaims, 'iat' | 'nbf' | 'uti' | 'ver' | 'iss'> & { ver?: '1.0' | '2.0' }, now = Date.now()): string {
+  sign(claims: Omit<AccessTokenClaims, 'iat' | 'nbf' | 'uti' | 'ver' | 'iss' | 'sub'> & { ver?: '1.0' | '2.0'; sub?: string }, now = Date.now()): string {
     const iat = Math.floor(now / 1000);
     const payload: AccessTokenClaims = {
       ver: '1.0',
@@ -65,6 +67,8 @@ export class TokenSigner {
       iat,
       nbf: iat - 300,
       uti: randomUUID().replace(/-/g, '').slice(0, 22),
+      // Servers that validate tokens themselves (Dovecot's oauth2 passdb) refuse a JWT without it.
+      sub: createHash('sha256').update(`${claims.oid}:${claims.appid}`).digest('base64url').slice(0, 43),
       ...claims,
     };
     const header = { typ: 'JWT', alg: 'RS256', kid: this.kid, x5t: this.kid };

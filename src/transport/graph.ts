@@ -15,7 +15,7 @@
  * Every request honours 429/503/504 Retry-After (bounded) and refreshes the token once on 401;
  * Graph error codes map to typed errors (§6.6).
  */
-import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
+import type { AddressObject, ParsedMail } from 'mailparser';
 import { TransportError } from '../core/errors.js';
 import { makeFetch } from '../oauth/http.js';
 import type { AccessToken, TokenProvider } from '../oauth/types.js';
@@ -98,6 +98,8 @@ export class GraphTransport implements Transport {
 
   /** Draft → attachments (inline POST or upload session) → send. Returns the send response. */
   private async sendLarge(auth: AuthState, mailbox: string, raw: Buffer, envelope: Envelope): Promise<Response> {
+    // Only messages over the 4 MB request limit are parsed; mailparser is loaded for them alone.
+    const { simpleParser } = await import('mailparser');
     const parsed = await simpleParser(raw, { keepCidLinks: true, skipTextToHtml: true, skipImageLinks: true });
     const created = await this.call(auth, `${mailbox}/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(draftFrom(parsed, envelope.to)), step: 'create draft' }, [201]);
     const draftId = String(((await created.json()) as { id?: unknown }).id ?? '');

@@ -26,7 +26,7 @@ export type RouteSpec =
   | { type: 'smtp'; account: string; host?: string; port?: number; security?: SmtpSecurity; mechanism?: 'XOAUTH2' | 'OAUTHBEARER'; preset?: keyof typeof SMTP_PRESETS; caFile?: string; dangerouslySkipTlsVerify?: boolean; maxConnections?: number }
   | { type: 'graph'; account: string; baseUrl?: string; caFile?: string }
   | { type: 'mx'; resolvers?: string[]; port?: number; caFile?: string }
-  | { type: 'smarthost'; host: string; port?: number; security?: SmtpSecurity; user?: string; password?: string; caFile?: string };
+  | { type: 'smarthost'; host: string; port?: number; security?: SmtpSecurity; user?: string; password?: string; caFile?: string; maxConnections?: number };
 
 export function createTransport(spec: RouteSpec, deps: { tokens?: TokenProvider; log?: Logger; heloName?: string }): Transport {
   switch (spec.type) {
@@ -52,7 +52,7 @@ export function createTransport(spec: RouteSpec, deps: { tokens?: TokenProvider;
       return new MxTransport({ resolvers: spec.resolvers, port: spec.port, caFile: spec.caFile, name: deps.heloName });
     case 'smarthost':
       return new SmtpTransport(
-        { host: spec.host, port: spec.port ?? 25, security: spec.security ?? 'opportunistic', auth: spec.user ? { kind: 'password', user: spec.user, pass: spec.password ?? '' } : undefined, caFile: spec.caFile, name: deps.heloName },
+        { host: spec.host, port: spec.port ?? 25, security: spec.security ?? 'opportunistic', auth: spec.user ? { kind: 'password', user: spec.user, pass: spec.password ?? '' } : undefined, caFile: spec.caFile, name: deps.heloName, maxConnections: spec.maxConnections },
         deps,
       );
   }

@@ -87,7 +87,9 @@ export class SmtpTransport implements Transport {
       logger: logger as unknown as SMTPTransport.Options['logger'],
       debug: !!transcript,
       pool: options.pool ?? true,
-      maxConnections: Math.min(options.maxConnections ?? 3, 3),
+      // Exchange Online allows 3 concurrent connections per mailbox (432 4.3.2 beyond); another MTA
+      // behind a smarthost route has no such rule, so it gets Postfix's default concurrency.
+      maxConnections: auth?.kind === 'oauth' ? Math.min(options.maxConnections ?? 3, 3) : (options.maxConnections ?? 20),
       maxMessages: 100,
     };
     if (auth?.kind === 'password') {
@@ -105,7 +107,15 @@ export class SmtpTransport implements Transport {
     const tokens = this.deps.tokens!;
     const attempt = async (token: string, user: string) => {
       const payload = mechanism === 'XOAUTH2' ? xoauth2(user, token) : oauthbearer(user, token, this.options.host, this.options.port);
-      let r = await ctx.sendCommand(`AUTH ${mechanism} ${payload}`);
+      // RFC 4954 §4: an initial response that would push the AUTH line past SMTP's 512-octet limit
+      // goes after an empty 334 instead. Bearer tokens always do; Exchange takes the long line as
+      // well, but Dovecot's submission service answers "500 5.5.2 Line too long".
+      const line = `AUTH ${mechanism} ${payload}`;
+      let r = line.length + 2 <= 512 ? await ctx.sendCommand(line) : await ctx.sendCommand(`AUTH ${mechanism}`);
+      if (line.length + 2 > 512) {
+        if (r.status !== 334) return r;
+        r = await ctx.sendCommand(payload);
+      }
       // An error challenge (Gmail, RFC 7628) must be answered before the final reply arrives.
       if (r.status === 334) r = await ctx.sendCommand(mechanism === 'XOAUTH2' ? '' : OAUTHBEARER_ERROR_RESPONSE);
       return r;
@@ -120,7 +130,10 @@ export class SmtpTransport implements Transport {
     };
     let t = await token(() => tokens.getAccessToken(account, { purpose: 'smtp', minValiditySeconds }));
     let r = await attempt(t.token, t.username);
-    if (r.status === 535 && (r.code === '5.7.3' || !r.code)) {
+    // Exchange says 535 5.7.3 for a token it refuses, Dovecot and others 535 5.7.8: either way the
+    // token may be stale (revoked, clock skew), so one fresh one is worth a try. 5.7.139 is a
+    // policy, which no new token changes.
+    if (r.status === 535 && (!r.code || r.code === '5.7.3' || r.code === '5.7.8')) {
       t = await token(() => tokens.tokenRejected(account, t.token, { purpose: 'smtp', minValiditySeconds }));
       r = await attempt(t.token, t.username);
     }
@@ -199,7 +212,7 @@ export function toTransportError(err: unknown, context: string): TransportError 
     const replied = replyError(parseReply(e.response, e.responseCode), context);
     // A refusal during AUTH is an authentication problem whatever its code (e.g. a smarthost's 535 5.7.8).
     if (e.code === 'EAUTH' && replied.code !== 'SMTP_AUTH') {
-      return new TransportError('SMTP_AUTH', replied.message, { smtp: replied.smtp, temporary: replied.temporary, hint: replied.temporary ? replied.hint : 'The server refused the user name or password of this route: check them with the server administrator.', cause: err });
+      return new TransportError('SMTP_AUTH', replied.message, { smtp: replied.smtp, temporary: replied.temporary, hint: replied.temporary ? replied.hint : 'The server refused this route\'s credentials (the user name and password, or the OAuth token even after one refresh): check the account (relay365 check) and the server\'s settings.', cause: err });
     }
     return replied;
   }

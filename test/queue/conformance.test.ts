@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { tempDir } from '../helpers/cli.js';
-import { PostgresQueue, SqliteQueue, type Queue, type QueueEntry } from '../../src/queue/index.js';
+import { SqliteQueue, type Queue, type QueueEntry } from '../../src/queue/index.js';
+import { PostgresQueue } from '../../src/queue/postgres.js';
 import { QueueError } from '../../src/core/errors.js';
 
 const PG_URL = process.env.RELAY365_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -3,7 +3,7 @@ import { UsageError } from '../../core/errors.js';
 import { langFrom } from '../../core/catalogue.js';
 import { ExitCode } from '../../core/exit.js';
 import { openTokenManager } from '../../oauth/index.js';
-import { DEFAULT_ENDPOINTS, formatReport, runCheck, type CheckProtocol, type Endpoint } from '../../check/index.js';
+import type { CheckProtocol, Endpoint } from '../../check/index.js';
 import type { CliContext } from '../context.js';
 
 interface CheckCliOptions {
@@ -46,6 +46,8 @@ export function register(program: Command, ctx: CliContext): void {
       const protocols = wanted === 'all' ? ALL : [wanted as CheckProtocol];
       if (opts.port && protocols.length > 1) throw new UsageError('--port applies to one protocol; use --protocol smtp|imap|pop3');
       if (opts.tls && opts.tls !== 'starttls' && opts.tls !== 'implicit') throw new UsageError('--tls must be starttls or implicit');
+      // Loaded on use: `serve` and the other commands do not pay for this command's libraries.
+      const { DEFAULT_ENDPOINTS, formatReport, runCheck } = await import('../../check/index.js');
       const endpoints: Partial<Record<Exclude<CheckProtocol, 'graph'>, Endpoint>> = {};
       for (const p of ['smtp', 'imap', 'pop3'] as const) {
         const d = DEFAULT_ENDPOINTS[p];

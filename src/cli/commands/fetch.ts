@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../core/errors.js';
 import { openTokenManager } from '../../oauth/index.js';
-import { fetchOnce, parseDestination, watch, type FetchOptions, type FetchResult } from '../../fetch/index.js';
+import type { FetchOptions, FetchResult } from '../../fetch/index.js';
 import type { CliContext } from '../context.js';
 
 interface FetchCliOptions {
@@ -62,6 +62,8 @@ export function register(program: Command, ctx: CliContext): void {
       if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new UsageError(`--port: not a port: ${opts.port}`);
       const interval = Number(opts.interval);
       if (!(interval > 0)) throw new UsageError('--interval must be a positive number of seconds');
+      // Loaded on use: `serve` and the other commands do not pay for this command's libraries.
+      const { fetchOnce, parseDestination, watch } = await import('../../fetch/index.js');
       const tokens = openTokenManager({ stateDir: ctx.stateDir(), caFile: opts.caFile, env: ctx.env });
       const options: FetchOptions = {
         account: email.toLowerCase(),

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { startSandbox } from '../../sandbox/index.js';
 import { UsageError } from '../../core/errors.js';
 import type { CliContext } from '../context.js';
 
@@ -22,6 +21,8 @@ export function register(program: Command, ctx: CliContext): void {
         return n;
       };
       const stateDir = join(ctx.stateDir(), 'sandbox');
+      // Loaded on use: the relay does not carry the emulator (node-forge, mailparser) in memory.
+      const { startSandbox } = await import('../../sandbox/index.js');
       const sb = await startSandbox({
         stateDir,
         directory: opts.directory,

@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { UsageError } from '../../core/errors.js';
 import { openTokenManager } from '../../oauth/index.js';
-import { composeMessage } from '../../transport/compose.js';
 import { GraphTransport, SmtpTransport, type SmtpSecurity } from '../../transport/index.js';
 import type { CliContext } from '../context.js';
 
@@ -77,6 +76,7 @@ export function register(program: Command, ctx: CliContext): void {
         return [h.slice(0, i).trim(), h.slice(i + 1).trim()];
       });
       const text = opts.body ?? (opts.bodyFile ? readFileSync(opts.bodyFile, 'utf8') : opts.html ? undefined : await readStdin());
+      const { composeMessage } = await import('../../transport/compose.js');
       const raw = await composeMessage({
         from: opts.from,
         to: opts.to,

@@ -30,7 +30,7 @@ export const routeSchema = z.discriminatedUnion('type', [
   }),
   z.strictObject({ type: z.literal('graph'), account: z.string(), base_url: z.string().optional(), ca_file: z.string().optional(), rewrite_sender: z.boolean().default(false) }),
   z.strictObject({ type: z.literal('mx'), resolvers: z.array(z.string()).optional(), port: z.number().int().optional() }),
-  z.strictObject({ type: z.literal('smarthost'), host: z.string(), port: z.number().int().optional(), security: security.optional(), user: z.string().optional(), password: z.string().optional(), ca_file: z.string().optional() }),
+  z.strictObject({ type: z.literal('smarthost'), host: z.string(), port: z.number().int().optional(), security: security.optional(), user: z.string().optional(), password: z.string().optional(), ca_file: z.string().optional(), max_connections: z.number().int().min(1).max(100).default(20).describe('Concurrent connections to the smarthost (Postfix default: 20).') }),
   z.strictObject({ type: z.literal('reject'), message: z.string().default('Relaying to this destination is not allowed') }),
 ]);
 
@@ -62,7 +62,7 @@ export const relaySection = {
     .describe('The SMTP relay (`relay365 serve`).'),
   delivery: z
     .strictObject({
-      workers: z.number().int().positive().default(8).describe('Concurrent deliveries in total.'),
+      workers: z.number().int().positive().default(20).describe('Concurrent deliveries in total (each waits for the connection limit of its route).'),
       poll_interval_ms: z.number().int().positive().default(500),
       retry_initial_seconds: z.number().positive().default(60).describe('First retry delay; doubles per attempt, with jitter.'),
       retry_max_seconds: z.number().positive().default(3600).describe('Longest delay between retries.'),
