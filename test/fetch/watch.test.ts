@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sandbox } from '../helpers/sandbox.js';
 import { runCli, tempDir, childEnv, cliEntry, repoRoot } from '../helpers/cli.js';
@@ -20,12 +20,13 @@ before(async () => {
 });
 after(() => sb.stop());
 
-const count = (dir: string) => (existsSync(join(dir, 'new')) ? readdirSync(join(dir, 'new')).length : 0);
+/** Message-IDs stored in the maildir. */
+const stored = (dir: string) => (existsSync(join(dir, 'new')) ? readdirSync(join(dir, 'new')).map((f) => /^Message-ID: <([^>]+)>/im.exec(readFileSync(join(dir, 'new', f), 'latin1'))?.[1]) : []);
 
-async function until(cond: () => boolean, what: string, ms = 60_000): Promise<void> {
+async function until(cond: () => boolean, what: string | (() => string), ms = 60_000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -41,9 +42,9 @@ for (const protocol of ['imap', 'pop3'] as const) {
     child.stderr.on('data', (d) => (output += d));
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     t.after(() => child.kill('SIGKILL'));
-    await until(() => count(dir) === 1, `the first message (${output})`);
+    await until(() => stored(dir).includes(`${protocol}-w1@x`), () => `the first message (${output})`);
     sb.mail.append(INFO, `Subject: ${protocol} later\r\nMessage-ID: <${protocol}-w2@x>\r\n\r\nlater\r\n`);
-    await until(() => count(dir) === 2, `the message that arrived while watching (${output})`);
+    await until(() => stored(dir).includes(`${protocol}-w2@x`), () => `the message that arrived while watching (${output})`);
     await until(() => sb.mail.mailbox(INFO).messages.length === 0, 'the upstream deletion');
     child.kill('SIGTERM');
     const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 15_000))]);

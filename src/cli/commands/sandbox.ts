@@ -21,6 +21,11 @@ export function register(program: Command, ctx: CliContext): void {
         return n;
       };
       const stateDir = join(ctx.stateDir(), 'sandbox');
+      // Handled before start-up writes sandbox.json: a stop requested then still stops cleanly.
+      const stopped = new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
       // Loaded on use: the relay does not carry the emulator (node-forge, mailparser) in memory.
       const { startSandbox } = await import('../../sandbox/index.js');
       const sb = await startSandbox({
@@ -52,11 +57,7 @@ export function register(program: Command, ctx: CliContext): void {
           ].join('\n'),
         );
       }
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
+      await stopped;
       await sb.stop();
     });
 }

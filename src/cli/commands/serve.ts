@@ -14,32 +14,39 @@ export function register(program: Command, ctx: CliContext): void {
     .description('Run the SMTP relay: legacy clients in, Microsoft 365 with OAuth out (embedded defaults: 127.0.0.1:2525, SQLite queue, loopback clients only)')
     .action(async () => {
       const log = ctx.log();
+      // Signals are handled from the first moment: relay.json (what supervisors and tests wait
+      // for) appears during start-up, and a SIGTERM or SIGHUP arriving then must not hit Node's
+      // default action, which kills the process without the graceful stop.
+      let reload: (() => void) | undefined;
+      let hupPending = false;
+      const stopped = new Promise<void>((resolve) => {
+        process.once('SIGTERM', () => resolve());
+        process.once('SIGINT', () => resolve());
+      });
+      process.on('SIGHUP', () => (reload ? reload() : (hupPending = true)));
       const service = await RelayService.start({ config: ctx.cfg, stateDir: ctx.stateDir(), log, env: ctx.env });
       const configFile = ctx.config().file;
       const web = ctx.cfg.web.enabled ? await startAdminServer({ ...adminOptionsFor(service), log, configFile }) : undefined;
       if (web) await writeFileAtomic(join(ctx.stateDir(), 'relay.json'), `${JSON.stringify({ pid: process.pid, smtp: service.inbound.bound, web: web.url }, null, 2)}\n`, 0o644);
+      reload = () => {
+        void (async () => {
+          try {
+            const file = ctx.globals.config ?? ctx.env.RELAY365_CONFIG;
+            const { loadConfigFile } = await import('../../config/index.js');
+            if (!file) return log.info('SIGHUP: no configuration file to reload (embedded defaults)');
+            const next = loadConfigFile(file).config;
+            service.reload(next);
+            web?.reload(next, file);
+          } catch (err) {
+            log.error({ err }, 'reload failed; keeping the running configuration');
+          }
+        })();
+      };
+      if (hupPending) reload();
       const where = service.inbound.bound.map((b) => `${b.address}:${b.port}${b.tls !== 'none' ? ` (${b.tls})` : ''}`).join(', ');
       const accounts = await service.tokens.accounts();
       ctx.err.write(`relay365 relay listening on ${where}${web ? `; admin page, metrics and health on ${web.url}` : ''}; state ${ctx.stateDir()}; ${accounts.length} account(s)${accounts.length ? '' : ' — add one with `relay365 account add`'}\n`);
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once('SIGTERM', stop);
-        process.once('SIGINT', stop);
-        process.on('SIGHUP', () => {
-          void (async () => {
-            try {
-              const file = ctx.globals.config ?? ctx.env.RELAY365_CONFIG;
-              const { loadConfigFile } = await import('../../config/index.js');
-              if (!file) return log.info('SIGHUP: no configuration file to reload (embedded defaults)');
-              const next = loadConfigFile(file).config;
-              service.reload(next);
-              web?.reload(next, file);
-            } catch (err) {
-              log.error({ err }, 'reload failed; keeping the running configuration');
-            }
-          })();
-        });
-      });
+      await stopped;
       await web?.stop();
       await service.stop();
     });

@@ -274,10 +274,16 @@ export function startImapServer(ctx: SandboxContext, host: string, port: number,
         case 'EXPUNGE':
         case 'CLOSE': {
           const gone = view.map((m, i) => ({ m, seq: i + 1 })).filter(({ m }) => m.flags.has('\\Deleted') && (!uidMode || inSet(args[0] ?? '*', m.uid, box!.uidNext - 1)));
-          if (!readOnly) ctx.mail.expunge(auth.mailbox, gone.map((g) => g.m.uid));
-          if (cmd === 'EXPUNGE') for (const g of [...gone].reverse()) write(`* ${g.seq} EXPUNGE`);
-          view = [...box.messages];
+          if (!readOnly) {
+            ctx.mail.expunge(auth.mailbox, gone.map((g) => g.m.uid));
+            if (cmd === 'EXPUNGE') for (const g of [...gone].reverse()) write(`* ${g.seq} EXPUNGE`);
+            const removed = new Set(gone.map((g) => g.m));
+            view = view.filter((m) => !removed.has(m));
+          }
+          // Mail that arrived meanwhile is announced, not silently absorbed into the view: a client
+          // in a fetch-delete-IDLE loop would otherwise never learn of it.
           if (cmd === 'CLOSE') box = undefined;
+          else sync();
           return write(`${tag} OK ${cmd} completed.`);
         }
         case 'UNSELECT':
