@@ -17,18 +17,17 @@ export function register(program: Command, ctx: CliContext): void {
       // Signals are handled from the first moment: relay.json (what supervisors and tests wait
       // for) appears during start-up, and a SIGTERM or SIGHUP arriving then must not hit Node's
       // default action, which kills the process without the graceful stop.
-      let reload: (() => void) | undefined;
-      let hupPending = false;
+      const hup: { reload?: () => void; pending: boolean } = { pending: false };
       const stopped = new Promise<void>((resolve) => {
         process.once('SIGTERM', () => resolve());
         process.once('SIGINT', () => resolve());
       });
-      process.on('SIGHUP', () => (reload ? reload() : (hupPending = true)));
+      process.on('SIGHUP', () => (hup.reload ? hup.reload() : (hup.pending = true)));
       const service = await RelayService.start({ config: ctx.cfg, stateDir: ctx.stateDir(), log, env: ctx.env });
       const configFile = ctx.config().file;
       const web = ctx.cfg.web.enabled ? await startAdminServer({ ...adminOptionsFor(service), log, configFile }) : undefined;
       if (web) await writeFileAtomic(join(ctx.stateDir(), 'relay.json'), `${JSON.stringify({ pid: process.pid, smtp: service.inbound.bound, web: web.url }, null, 2)}\n`, 0o644);
-      reload = () => {
+      hup.reload = () => {
         void (async () => {
           try {
             const file = ctx.globals.config ?? ctx.env.RELAY365_CONFIG;
@@ -42,7 +41,7 @@ export function register(program: Command, ctx: CliContext): void {
           }
         })();
       };
-      if (hupPending) reload();
+      if (hup.pending) hup.reload();
       const where = service.inbound.bound.map((b) => `${b.address}:${b.port}${b.tls !== 'none' ? ` (${b.tls})` : ''}`).join(', ');
       const accounts = await service.tokens.accounts();
       ctx.err.write(`relay365 relay listening on ${where}${web ? `; admin page, metrics and health on ${web.url}` : ''}; state ${ctx.stateDir()}; ${accounts.length} account(s)${accounts.length ? '' : ' — add one with `relay365 account add`'}\n`);
