@@ -36,7 +36,7 @@ interface PendingCommit {
   size: number;
   inline?: Buffer;
   tmp?: string;
-  resolve: () => void;
+  resolve: (entry: QueueEntry) => void;
   reject: (err: unknown) => void;
 }
 
@@ -172,11 +172,10 @@ export class SqliteQueue implements Queue {
       if (err instanceof QueueError) throw err;
       throw new QueueError('QUEUE_IO', `Could not store the message: ${(err as Error).message}`, { cause: err });
     }
-    await new Promise<void>((resolve, reject) => {
+    return new Promise<QueueEntry>((resolve, reject) => {
       this.pending.push({ id, meta, size, ...(tmp ? { tmp } : { inline: Buffer.concat(chunks, size) }), resolve, reject });
       if (!this.flushing) void this.flush();
     });
-    return (await this.get(id))!;
   }
 
   /** Group commit: every message waiting when a sync starts is made durable by that sync. */
@@ -216,7 +215,24 @@ export class SqliteQueue implements Queue {
           // The rows are visible (a worker may already deliver them: harmless), but no 250 is
           // given before the WAL holding them is on disk.
           await this.syncWal();
-          for (const g of group) g.resolve();
+          // What was just written, without reading it back.
+          for (const g of group) {
+            g.resolve({
+              id: g.id,
+              state: 'incoming',
+              sender: g.meta.sender,
+              recipients: [...new Set(g.meta.recipients)].map((address) => ({ address, state: 'pending' })),
+              size: g.size,
+              createdAt: new Date(now).toISOString(),
+              nextAttemptAt: new Date(now).toISOString(),
+              expiresAt: new Date(expires).toISOString(),
+              attempts: 0,
+              ...(g.meta.clientIp ? { clientIp: g.meta.clientIp } : {}),
+              ...(g.meta.authUser ? { authUser: g.meta.authUser } : {}),
+              ...(g.meta.messageId ? { messageId: g.meta.messageId } : {}),
+              history: [],
+            });
+          }
         } catch (err) {
           await Promise.all(group.map((g) => (g.tmp ? fsp.rm(this.bodyPath(g.id), { force: true }) : undefined)));
           const e = new QueueError('QUEUE_IO', `Could not record the message: ${(err as Error).message}`, { cause: err });
@@ -240,7 +256,14 @@ export class SqliteQueue implements Queue {
   async claim(options: { owner: string; limit: number; leaseMs: number; now?: Date }): Promise<QueueEntry[]> {
     const now = (options.now ?? new Date()).getTime();
     const ids = this.db.transaction(() => {
-      const rows = this.sqlStatement("SELECT id FROM entries WHERE (state IN ('incoming','deferred') AND next_attempt_at <= ?) OR (state = 'active' AND lease_until < ?) ORDER BY next_attempt_at LIMIT ?").all(now, now, options.limit) as Array<{ id: string }>;
+      // One index range per state (no OR, no sort): retries due get up to half the slots so a
+      // stream of new mail cannot starve them, new mail the rest, then leases of crashed workers.
+      const due = this.sqlStatement('SELECT id FROM entries WHERE state = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?');
+      const take = (state: string, n: number) => (n > 0 ? (due.all(state, now, n) as Array<{ id: string }>) : []);
+      const rows = take('deferred', Math.ceil(options.limit / 2));
+      rows.push(...take('incoming', options.limit - rows.length));
+      if (rows.length < options.limit) rows.push(...take('deferred', options.limit - rows.length).filter((r) => !rows.some((x) => x.id === r.id)));
+      if (rows.length < options.limit) rows.push(...(this.sqlStatement("SELECT id FROM entries WHERE state = 'active' AND lease_until < ? LIMIT ?").all(now, options.limit - rows.length) as Array<{ id: string }>));
       const upd = this.sqlStatement("UPDATE entries SET state = 'active', lease_owner = ?, lease_until = ? WHERE id = ?");
       for (const r of rows) upd.run(options.owner, now + options.leaseMs, r.id);
       return rows.map((r) => r.id);

@@ -103,7 +103,11 @@ export class DeliveryEngine {
 
   start(): void {
     this.stopping = false;
-    this.timer = setInterval(() => void this.tick(), this.deps.config.delivery.poll_interval_ms);
+    this.timer = setInterval(() => {
+      // Deferred entries fall due with time alone: the poll looks even when nothing was kicked.
+      this.mayHaveWork = true;
+      void this.tick();
+    }, this.deps.config.delivery.poll_interval_ms);
     void this.tick();
   }
 
@@ -114,10 +118,20 @@ export class DeliveryEngine {
     this.budget.perDay = config.delivery.recipients_per_day_per_account;
   }
 
-  /** Wake the workers now (after an enqueue). */
+  /** Wake the workers now: new or released work is due. */
   kick(): void {
+    this.mayHaveWork = true;
+    this.kicks++;
     if (!this.stopping) setImmediate(() => void this.tick());
   }
+
+  /**
+   * False once a claim came back short and nothing was kicked since: a worker that finishes then
+   * does not query the queue again (a claim per finished delivery was the relay's largest cost).
+   */
+  private mayHaveWork = true;
+  /** Counts kicks, so one that lands while a claim is running is not lost. */
+  private kicks = 0;
 
   /** Close pooled upstream connections (after an account change; the next delivery reconnects). */
   async resetTransports(): Promise<void> {
@@ -139,10 +153,13 @@ export class DeliveryEngine {
   private async tick(): Promise<void> {
     if (this.stopping || this.ticking) return;
     this.ticking = true;
+    const kicksBefore = this.kicks;
     try {
       const free = this.deps.config.delivery.workers - this.running;
       if (free <= 0) return;
+      if (!this.mayHaveWork) return;
       const entries = await this.deps.queue.claim({ owner: this.owner, limit: free, leaseMs: this.deps.config.delivery.lease_seconds * 1000 });
+      if (entries.length < free && this.kicks === kicksBefore) this.mayHaveWork = false;
       for (const e of entries) {
         this.running++;
         const p = this.process(e)
@@ -150,7 +167,7 @@ export class DeliveryEngine {
           .finally(() => {
             this.running--;
             this.inflight.delete(p);
-            this.kick();
+            if (this.mayHaveWork && !this.stopping) setImmediate(() => void this.tick());
           });
         this.inflight.add(p);
       }
@@ -158,6 +175,7 @@ export class DeliveryEngine {
       this.deps.log.error({ err }, 'queue claim failed');
     } finally {
       this.ticking = false;
+      if (this.kicks !== kicksBefore && !this.stopping) setImmediate(() => void this.tick());
     }
   }
 
