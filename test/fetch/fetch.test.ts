@@ -130,3 +130,26 @@ test('app-only access to a mailbox without FullAccess: "authenticated but not co
   assert.match(pop.stderr, /-ERR Authentication failure/);
   assert.match(pop.stderr, /FullAccess/);
 });
+
+test('--unseen --mark-seen to stdout: unseen mail only, marked \\Seen upstream (kept), in mboxrd form; --since in the future finds nothing', async () => {
+  const BOB = `bob@${D}`;
+  const r0 = await runCli(['--state', state, 'account', 'add', BOB, '--tenant', D, '--authority-host', sb.endpoints.authorityHost, '--ca-file', sb.caFile, '--scopes', 'imap', '--client-id', PUBLIC, '--flow', 'password', '--username', BOB, '--password-env', 'PW'], { env: { PW: 'bob-Passw0rd!' } });
+  assert.equal(r0.code, 0, r0.stderr);
+  sb.mail.append(BOB, message('s1'));
+  sb.mail.append(BOB, message('s2'));
+  sb.mail.mailbox(BOB).messages.find((m) => m.raw.toString().includes('<s1@example.net>'))!.flags.add('\\Seen');
+  let r = await runCli(fetchArgs(BOB, 'imap', 'implicit', '--unseen', '--mark-seen', '--to', 'stdout'));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^From MAILER-DAEMON /, 'mbox separator line');
+  assert.match(r.stdout, /Message-ID: <s2@example\.net>/);
+  assert.doesNotMatch(r.stdout, /s1@example\.net/, 'the seen message is not fetched');
+  assert.match(r.stdout, /\n>From the middle\r?\n/, 'mboxrd quoting of From lines');
+  assert.match(r.stderr, /1 new message\(s\) to stdout, 0 fetched before, 1 marked seen/, 'with --to stdout the summary goes to stderr');
+  const box = sb.mail.mailbox(BOB).messages;
+  assert.equal(box.length, 2, 'nothing deleted');
+  assert.ok(box.every((m) => m.flags.has('\\Seen')), 'marked \\Seen upstream');
+  r = await runCli(fetchArgs(BOB, 'imap', 'implicit', '--since', '2099-01-01', '--to', 'stdout'));
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /0 new message\(s\)/);
+});
