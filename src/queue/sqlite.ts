@@ -80,6 +80,7 @@ export class SqliteQueue implements Queue {
   private readonly selectBody: Database.Statement;
   private readonly statements = new Map<string, Database.Statement>();
   private wal?: fsp.FileHandle;
+  private readonly walMode: boolean;
 
   constructor(private readonly options: SqliteQueueOptions) {
     this.bodies = join(options.dir, 'bodies');
@@ -88,8 +89,9 @@ export class SqliteQueue implements Queue {
     for (const d of [options.dir, this.bodies, this.tmp, this.quarantine]) mkdirSync(d, { recursive: true, mode: 0o700 });
     try {
       this.db = new Database(join(options.dir, 'queue.db'));
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
+      // Where WAL is unavailable (some network filesystems) every commit syncs itself instead.
+      this.walMode = String(this.db.pragma('journal_mode = WAL', { simple: true })).toLowerCase() === 'wal';
+      this.db.pragma(this.walMode ? 'synchronous = NORMAL' : 'synchronous = FULL');
       this.db.pragma('busy_timeout = 5000');
       this.db.exec(`
         CREATE TABLE IF NOT EXISTS entries (
@@ -128,6 +130,7 @@ export class SqliteQueue implements Queue {
 
   /** fsync of the WAL: makes every commit so far durable, in the thread pool. */
   private async syncWal(): Promise<void> {
+    if (!this.walMode) return;
     if (!this.wal) {
       this.wal = await fsp.open(join(this.options.dir, 'queue.db-wal'), 'r+');
       await fsyncDir(this.options.dir);
