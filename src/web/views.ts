@@ -197,7 +197,7 @@ ${d.counts.deferred ? html`<div class="actions bulk">${postButton(ctx, '/queue/r
 ${d.entries.length === 0
   ? html`<p class="card empty">No messages${d.state ? html` in state ${d.state}` : ''}${d.search ? html` matching “${d.search}”` : ''}.</p>`
   : html`<table><thead><tr><th scope="col">Queue id</th><th scope="col">State</th><th scope="col">From</th><th scope="col">To</th><th scope="col">Size</th><th scope="col">Received</th><th scope="col">Attempts</th><th scope="col">Next attempt / last reply</th></tr></thead><tbody>
-${d.entries.map((e) => html`<tr data-id="${verbatim(e.id)}"><td class="mono"><a href="/queue/${verbatim(e.id)}">${verbatim(e.id)}</a></td><td>${stateBadge(e.state)}</td><td>${e.sender || '<>'}</td><td>${recipientsSummary(e)}</td><td class="num">${formatBytes(e.size)}</td><td>${formatTime(e.createdAt)}</td><td class="num">${e.attempts}</td><td>${e.state === 'deferred' ? html`${formatTime(e.nextAttemptAt)}<br>` : ''}<span class="reply">${e.lastError ?? ''}</span></td></tr>`)}
+${d.entries.map((e) => html`<tr data-id="${verbatim(e.id)}"><td class="mono"><a href="/queue/${verbatim(e.id)}">${verbatim(e.id)}</a></td><td>${stateBadge(e.state)}</td><td>${e.sender || '<>'}</td><td>${recipientsSummary(e)}</td><td class="num">${formatBytes(e.size)}</td><td>${formatTime(e.createdAt)}</td><td class="num">${e.attempts}</td><td>${e.state === 'deferred' ? html`${formatTime(e.nextAttemptAt)}<br>` : ''}<span class="reply">${e.state === 'done' ? '' : (e.lastError ?? '')}</span></td></tr>`)}
 </tbody></table>`}
 <div class="pager">${d.offset > 0 ? html`<a href="${query(Math.max(0, d.offset - d.limit))}">← Newer</a>` : ''}${d.entries.length === d.limit ? html`<a href="${query(d.offset + d.limit)}">Older →</a>` : ''}</div>
 </div>`;

@@ -290,3 +290,38 @@ test('/metrics matches what went through the relay during the browser session', 
   assert.ok(refreshes.some((m) => m.labels?.result === 'reauth' && Number(m.value) >= 1), 'the revoked token was counted');
   assert.ok(!text.includes(ADMIN_PASSWORD) && !/eyJ/.test(text));
 });
+
+test('keyboard only: log in and reach the queue with Tab and Enter; focus is visible', { skip }, async () => {
+  const kb = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  try {
+    const p = await kb.newPage();
+    await p.goto(env.admin.url);
+    const focused = () => p.evaluate(() => {
+      const el = document.activeElement as HTMLElement | null;
+      const style = el ? getComputedStyle(el) : undefined;
+      return { id: el?.id ?? '', text: (el?.textContent ?? '').trim(), outline: style ? `${style.outlineStyle} ${style.boxShadow}` : '' };
+    });
+    const tabTo = async (match: (f: { id: string; text: string }) => boolean, what: string) => {
+      for (let i = 0; i < 15; i++) {
+        await p.keyboard.press('Tab');
+        const f = await focused();
+        if (match(f)) return f;
+      }
+      throw new Error(`Tab never reached ${what}`);
+    };
+    await tabTo((f) => f.id === 'user', 'the user field');
+    await p.keyboard.type('admin');
+    await p.keyboard.press('Tab');
+    assert.equal((await focused()).id, 'password', 'Tab goes from user to password');
+    await p.keyboard.type(ADMIN_PASSWORD);
+    await p.keyboard.press('Enter');
+    await p.waitForSelector('h1:has-text("Dashboard")');
+    const link = await tabTo((f) => f.text === 'Queue', 'the Queue link');
+    assert.doesNotMatch(link.outline, /^none none$/, 'the focused link shows a focus ring');
+    await p.keyboard.press('Enter');
+    await p.waitForSelector('h1:has-text("Queue")');
+    await shot('keyboard-queue', p);
+  } finally {
+    await kb.close();
+  }
+});
