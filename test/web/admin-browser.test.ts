@@ -296,11 +296,13 @@ test('keyboard only: log in and reach the queue with Tab and Enter; focus is vis
   try {
     const p = await kb.newPage();
     await p.goto(env.admin.url);
-    const focused = () => p.evaluate(() => {
-      const el = document.activeElement as HTMLElement | null;
-      const style = el ? getComputedStyle(el) : undefined;
-      return { id: el?.id ?? '', text: (el?.textContent ?? '').trim(), outline: style ? `${style.outlineStyle} ${style.boxShadow}` : '' };
-    });
+    // Evaluated in the page (as source text: this project compiles without the DOM typings).
+    const focused = () =>
+      p.evaluate<{ id: string; text: string; outline: string }>(`(() => {
+        const el = document.activeElement;
+        const style = el ? getComputedStyle(el) : undefined;
+        return { id: el?.id ?? '', text: (el?.textContent ?? '').trim(), outline: style ? style.outlineStyle + ' ' + style.boxShadow : '' };
+      })()`);
     const tabTo = async (match: (f: { id: string; text: string }) => boolean, what: string) => {
       for (let i = 0; i < 15; i++) {
         await p.keyboard.press('Tab');
