@@ -147,6 +147,28 @@ export class TokenManager implements TokenProvider {
   }
 
   private readonly lastRejected = new Map<string, string>();
+  /** Accounts this process noted a server refusal for (so a success costs no store write otherwise). */
+  private readonly refusedByServer = new Set<string>();
+
+  async noteServerRefusal(account: string, problem: { code: string; message: string; hint?: string }): Promise<void> {
+    this.refusedByServer.add(account.toLowerCase());
+    await this.store.withLock(account, async () => {
+      const rec = await this.store.get(account);
+      if (!rec) return;
+      rec.lastError = { code: problem.code, message: problem.message, hint: problem.hint, at: new Date().toISOString() };
+      await this.store.put(rec);
+    });
+  }
+
+  async noteServerAccepted(account: string): Promise<void> {
+    if (!this.refusedByServer.delete(account.toLowerCase())) return;
+    await this.store.withLock(account, async () => {
+      const rec = await this.store.get(account);
+      if (!rec?.lastError) return;
+      rec.lastError = undefined;
+      await this.store.put(rec);
+    });
+  }
 
   private async requestToken(rec: AccountRecord, group: Group): Promise<TokenSet> {
     this.tokenRequests++;

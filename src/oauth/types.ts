@@ -34,4 +34,11 @@ export interface TokenProvider {
    * next getAccessToken() refreshes. Returns a fresh token for one retry.
    */
   tokenRejected(account: string, token: string, request?: TokenRequest): Promise<AccessToken>;
+  /**
+   * A server refused the account's login although the token is fine (535 5.7.139, 5.7.3 after a
+   * refresh …): noted on the account with the fix, so `account list` and the admin page say why
+   * its mail waits. Cleared by noteServerAccepted() or the next refresh.
+   */
+  noteServerRefusal?(account: string, problem: { code: string; message: string; hint?: string }): Promise<void>;
+  noteServerAccepted?(account: string): Promise<void>;
 }

@@ -89,6 +89,12 @@ export class DeliveryEngine {
   private readonly inflight = new Set<Promise<void>>();
   private readonly transports = new Map<string, Transport>();
   private readonly heldUntil = new Map<string, number>();
+  /**
+   * Accounts whose login the server refused (defer-account): their other messages wait instead of
+   * each trying AUTH again (repeated failed logins get a mailbox throttled); the pause grows with
+   * back-off and ends at the first success.
+   */
+  private readonly paused = new Map<string, { until: number; failures: number; reply: string }>();
   private readonly limiter: SlidingWindow;
   private readonly budget: DailyRecipientBudget;
   private readonly owner = `${osHostname()}:${process.pid}`;
@@ -225,8 +231,13 @@ export class DeliveryEngine {
         const account = 'account' in route.spec ? route.spec.account : undefined;
         const quotaHeld = account ? this.heldUntil.get(account) : undefined;
         const budgetFreesAt = account ? this.budget.fitsAt(account, recipients.length) : 0;
+        const pause = account ? this.paused.get(account) : undefined;
         const held = quotaHeld && quotaHeld > Date.now() ? quotaHeld : budgetFreesAt || undefined;
-        if (held) {
+        if (pause && pause.until > Date.now()) {
+          reply = `451 4.7.0 Account ${account} is paused until ${new Date(pause.until).toISOString()} after the server refused its login: ${pause.reply}`;
+          fail(recipients, reply, false, '4.7.0');
+          holdUntil = Math.max(holdUntil ?? 0, pause.until);
+        } else if (held) {
           const why = quotaHeld && quotaHeld > Date.now() ? 'Exchange reported the daily quota exceeded' : `${config.delivery.recipients_per_day_per_account} recipients in 24 hours reached`;
           reply = `452 4.2.0 Account ${account} is paused until ${new Date(held).toISOString()} (${why})`;
           fail(recipients, reply, false, '4.2.0');
@@ -241,7 +252,10 @@ export class DeliveryEngine {
             const sender = rewriteTo ?? entry.sender;
             const result = await transport.deliver({ from: sender, to: recipients }, source);
             outcome.delivered.push(...result.accepted);
-            if (account) this.budget.record(account, result.accepted.length);
+            if (account) {
+              this.budget.record(account, result.accepted.length);
+              if (this.paused.delete(account)) await this.deps.tokens.noteServerAccepted?.(account).catch((err) => log.error({ err, account }, 'could not clear the account flag'));
+            }
             reply = result.response;
             replyCode = Number(result.response.slice(0, 3)) || undefined;
             for (const r of result.rejected) {
@@ -257,6 +271,14 @@ export class DeliveryEngine {
             if (d.action === 'hold-account' && account) {
               holdUntil = Date.now() + 24 * 3600_000;
               this.heldUntil.set(account, holdUntil);
+            }
+            if (d.action === 'defer-account' && account) {
+              const failures = (this.paused.get(account)?.failures ?? 0) + 1;
+              const until = Date.now() + backoffMs(failures - 1, config.delivery.retry_initial_seconds, config.delivery.retry_max_seconds);
+              this.paused.set(account, { until, failures, reply });
+              holdUntil = Math.max(holdUntil ?? 0, until);
+              // Token failures are already on the account (the token manager records them).
+              if (!/^(OAUTH_|ACCOUNT_)/.test(err.code)) await this.deps.tokens.noteServerRefusal?.(account, { code: err.code, message: reply, hint: err.hint }).catch((e2) => log.error({ err: e2, account }, 'could not flag the account'));
             }
             fail(recipients, reply, d.action === 'bounce', err.smtp?.enhanced ?? (d.action === 'bounce' ? '5.0.0' : '4.0.0'));
             log.warn({ queueId: entry.id, route: route.name, action: d.action, rule: d.rule, code: err.code, reply }, d.explain);

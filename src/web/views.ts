@@ -145,12 +145,13 @@ export interface DashboardData {
 
 export function dashboardPage(ctx: PageContext, d: DashboardData): string {
   const cls: Record<QueueState, string> = { incoming: '', active: '', deferred: d.counts.deferred ? 'warn' : '', hold: d.counts.hold ? 'warn' : '', done: 'ok', bounced: d.counts.bounced ? 'bad' : '' };
-  const troubled = d.accounts.filter((a) => a.state !== 'valid');
+  // Also valid accounts whose login a server refused: their mail waits just the same.
+  const troubled = d.accounts.filter((a) => a.state !== 'valid' || a.lastError);
   const body = html`<h1>Dashboard</h1>
 <div id="dashboard" data-refresh="3">
 ${d.queueError ? html`<div class="notice bad" role="alert"><b>The queue does not answer:</b> ${d.queueError}</div>` : ''}
 ${d.accounts.length === 0 ? html`<div class="notice warn" id="no-accounts">No account is configured: messages wait in the queue until one is added. <a href="/accounts#add">Add an account</a>.</div>` : ''}
-${troubled.map((a) => html`<div class="notice bad account-trouble">Account <b>${a.email}</b> is <b>${a.state}</b>${a.lastError ? html`: ${a.lastError.message}` : ''}. <a href="/accounts#acct-${anchor(a.email)}">Fix it on the Accounts page</a>.</div>`)}
+${troubled.map((a) => html`<div class="notice bad account-trouble">Account <b>${a.email}</b> ${a.state === 'valid' ? html`has a valid token, but its login was refused` : html`is <b>${a.state}</b>`}${a.lastError ? html`: ${a.lastError.message}` : ''}. <a href="/accounts#acct-${anchor(a.email)}">Fix it on the Accounts page</a>.</div>`)}
 <section aria-labelledby="depth-h"><h2 id="depth-h">Queue</h2>
 <div class="cards">${QUEUE_STATES.map((s) => html`<a class="stat ${cls[s]}" href="/queue?state=${s}" id="count-${s}"><span class="n">${d.counts[s]}</span><span class="label">${s}</span></a>`)}</div>
 </section>

@@ -188,3 +188,45 @@ test('delay notices: one RFC 3464 "delayed" DSN while retries go on, then the me
   const history = (await relay.queue.get(entry.id))!.history!;
   assert.equal(history.filter((a) => a.route === 'delay-notice').length, 1, 'the notice is in the attempt history');
 });
+
+test('a refused login pauses the account and flags it with the fix; the first success clears both', async (t) => {
+  const relay = await startRelay(t, {});
+  const tenant = sb.directory.tenant('contoso.onmicrosoft.com')!;
+  tenant.smtpAuthDisabled = true;
+  t.after(() => {
+    tenant.smtpAuthDisabled = false;
+  });
+  const submit = async (id: string) => {
+    const c = await session(relay.smtpPort);
+    assert.match(await say(c, `MAIL FROM:<${ALICE}>`), /^250/);
+    assert.match(await say(c, `RCPT TO:<${BOB}>`), /^250/);
+    assert.match(await say(c, 'DATA'), /^354/);
+    c.socket.write(`From: ${ALICE}\r\nSubject: ${id}\r\nMessage-ID: <${id}>\r\n\r\nbody\r\n.\r\n`);
+    assert.match((await c.smtpReply(10_000)).join('\n'), /^250/);
+    await say(c, 'QUIT');
+  };
+  const deferredWith = async (id: string, re: RegExp) => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const e = (await relay.queue.list({ search: id }))[0];
+      if (e?.state === 'deferred' && re.test(e.recipients[0]?.lastReply ?? '')) return e;
+      if (Date.now() > deadline) throw new Error(`${id}: ${JSON.stringify(e)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await submit('refused-1@test');
+  await deferredWith('refused-1@test', /535 5\.7\.139/);
+  const flagged = (await relay.tokens.accounts()).find((a) => a.email === ALICE)!;
+  assert.equal(flagged.state, 'valid', 'the token itself is fine');
+  assert.match(flagged.lastError?.message ?? '', /5\.7\.139 .*disabled for the Tenant/);
+  assert.match(flagged.fix ?? '', /Set-TransportConfig -SmtpClientAuthenticationDisabled \$false/);
+  // While paused, the next message does not try to log in again.
+  await submit('refused-2@test');
+  await deferredWith('refused-2@test', /451 4\.7\.0 Account alice@contoso\.onmicrosoft\.com is paused until .* after the server refused its login: 535 5\.7\.139/);
+
+  tenant.smtpAuthDisabled = false;
+  for (const id of ['refused-1@test', 'refused-2@test']) await sb.mail.waitForOutbound((m) => m.messageId === id, 20_000);
+  const deadline = Date.now() + 5_000;
+  while ((await relay.tokens.accounts()).find((a) => a.email === ALICE)!.lastError && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.equal((await relay.tokens.accounts()).find((a) => a.email === ALICE)!.lastError, undefined, 'the flag is cleared by the first delivery');
+});
