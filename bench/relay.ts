@@ -26,6 +26,10 @@ import { startSandbox } from '../src/sandbox/index.js';
 const run = promisify(execFile);
 const smoke = process.argv.includes('--smoke');
 const useTsx = smoke || process.argv.includes('--tsx');
+/** --single-thread: relay365 with `relay.inbound_thread: false` (accepting and delivering in one event loop). */
+const singleThread = process.argv.includes('--single-thread');
+/** --memory-only: only the memory measurements (quick checks while working on memory). */
+const memoryOnly = process.argv.includes('--memory-only');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const KB = 1024;
 const MB = 1024 * 1024;
@@ -159,6 +163,7 @@ function sinkRelayYaml(sinkPort: number): string {
   max_message_size: ${200 * MB}
   max_connections_per_client: 5000
   max_messages_per_minute_per_client: 100000000
+  inbound_thread: ${!singleThread}
   routes:
     sink: { type: smarthost, host: 127.0.0.1, port: ${sinkPort}, security: none }
   default_route: sink
@@ -285,6 +290,7 @@ async function tokenRun(messagesPerAccount: number, tokenLifetimeSeconds: number
     const yaml = `relay:
   listen: [{ address: 127.0.0.1, port: 0 }]
   max_messages_per_minute_per_client: 100000000
+  inbound_thread: ${!singleThread}
 delivery:
   ca_file: ${sb.caFile}
   smtp_host: 127.0.0.1
@@ -332,11 +338,11 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   if (!useTsx) await buildRelay();
-  console.log(`# relay365 bench${smoke ? ' (smoke)' : ''}${useTsx ? ', relay365 via tsx' : ', relay365 compiled'} — ${new Date().toISOString()}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${mb(os.totalmem())} RAM, Node ${process.version}`);
+  console.log(`# relay365 bench${smoke ? ' (smoke)' : ''}${useTsx ? ', relay365 via tsx' : ', relay365 compiled'}${singleThread ? ', inbound_thread: false' : ''} — ${new Date().toISOString()}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${mb(os.totalmem())} RAM, Node ${process.version}`);
   const sink = await startSink();
   let relay: Relay | undefined;
   let pf: Postfix | undefined;
-  try {
+  if (!memoryOnly) try {
     relay = await startRelay(sinkRelayYaml(sink.port));
     pf = await startPostfix({ relayHost: { host: '127.0.0.1', port: sink.port }, main: { message_size_limit: 200 * MB, queue_run_delay: '300s', minimal_backoff_time: '300s', maximal_backoff_time: '4000s' } });
     console.log('\n## Throughput (messages/s): smtp-source → relay → smtp-sink');
@@ -366,6 +372,7 @@ async function main(): Promise<void> {
     await sink.stop();
   }
 
+  if (memoryOnly) return;
   console.log('\n## Token requests (relay365 → sandbox SMTP, XOAUTH2, 2 accounts)');
   const lifetime = smoke ? 3599 : 20;
   const t = await tokenRun(smoke ? 5 : 150, lifetime, smoke ? 0 : 50_000);

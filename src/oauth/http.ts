@@ -1,27 +1,36 @@
 /**
- * HTTP for the token endpoint: undici with an optional extra CA and a timeout on every call,
- * so a hung identity platform can never stall a relay worker.
+ * HTTP for the token endpoint and Graph: undici with an optional extra CA and a timeout on every
+ * call, so a hung identity platform can never stall a relay worker. undici (~7 MB of heap) is
+ * loaded by the first request, not at start: a relay whose routes need no token never loads it.
  */
 import { readFileSync } from 'node:fs';
-import { Agent, fetch as undiciFetch } from 'undici';
+import type { Agent } from 'undici';
 
 export interface HttpOptions {
   caFile?: string;
   timeoutMs?: number;
 }
 
-const agents = new Map<string, Agent>();
+const agents = new Map<string, Promise<Agent>>();
+let undici: Promise<typeof import('undici')> | undefined;
 
-export function makeFetch(options: HttpOptions = {}): typeof fetch {
-  const key = options.caFile ?? '';
+function agentFor(caFile: string | undefined, ca: string | undefined): Promise<Agent> {
+  const key = caFile ?? '';
   let agent = agents.get(key);
   if (!agent) {
-    const ca = options.caFile ? readFileSync(options.caFile, 'utf8') : undefined;
-    agent = new Agent({ connect: ca ? { ca, timeout: 10_000 } : { timeout: 10_000 }, headersTimeout: 30_000, bodyTimeout: 30_000 });
+    undici ??= import('undici');
+    agent = undici.then(({ Agent }) => new Agent({ connect: ca ? { ca, timeout: 10_000 } : { timeout: 10_000 }, headersTimeout: 30_000, bodyTimeout: 30_000 }));
     agents.set(key, agent);
   }
+  return agent;
+}
+
+export function makeFetch(options: HttpOptions = {}): typeof fetch {
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const dispatcher = agent;
-  return ((url: string | URL, init: RequestInit = {}) =>
-    undiciFetch(url, { ...(init as object), dispatcher, signal: AbortSignal.timeout(timeoutMs) } as Parameters<typeof undiciFetch>[1])) as unknown as typeof fetch;
+  // The CA file is read now, so a missing one is reported where the route or account is set up.
+  const ca = options.caFile ? readFileSync(options.caFile, 'utf8') : undefined;
+  return (async (url: string | URL, init: RequestInit = {}) => {
+    const [dispatcher, { fetch: undiciFetch }] = await Promise.all([agentFor(options.caFile, ca), (undici ??= import('undici'))]);
+    return undiciFetch(url, { ...(init as object), dispatcher, signal: AbortSignal.timeout(timeoutMs) } as Parameters<typeof undiciFetch>[1]);
+  }) as unknown as typeof fetch;
 }

@@ -367,6 +367,7 @@ export class PostgresQueue implements Queue {
       await this.tx(async (c) => {
         const locked = await c.query(`SELECT id FROM ${this.t('entries')} WHERE id = $1 FOR UPDATE`, [id]);
         if (!locked.rowCount) throw new QueueError('QUEUE_NOT_FOUND', `No queue entry ${id}.`);
+        for (const a of o.attempts ?? []) await c.query(`INSERT INTO ${this.t('attempts')} (entry_id, at, route, recipients, reply, duration_ms, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [id, a.at, a.route, a.recipients, a.reply, Math.round(a.durationMs), a.outcome]);
         const addrs = [...updates.keys()];
         await c.query(
           `UPDATE ${this.t('recipients')} r SET state = u.state, last_reply = u.reply

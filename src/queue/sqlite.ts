@@ -47,9 +47,18 @@ export interface SqliteQueueOptions {
   log?: Logger;
 }
 
+/** Random bytes drawn in blocks: one system call per 800 ids instead of one per id. */
+let randomPool = Buffer.alloc(0);
+let randomOffset = 0;
+
 /** Sortable, unique queue ids: time (base36) + random. */
 export function newQueueId(): string {
-  return `${Date.now().toString(36).toUpperCase().padStart(9, '0')}${randomBytes(5).toString('hex').toUpperCase()}`;
+  if (randomOffset + 5 > randomPool.length) {
+    randomPool = randomBytes(4000);
+    randomOffset = 0;
+  }
+  const random = randomPool.toString('hex', randomOffset, (randomOffset += 5)).toUpperCase();
+  return `${Date.now().toString(36).toUpperCase().padStart(9, '0')}${random}`;
 }
 
 interface Row {
@@ -93,6 +102,9 @@ export class SqliteQueue implements Queue {
       this.walMode = String(this.db.pragma('journal_mode = WAL', { simple: true })).toLowerCase() === 'wal';
       this.db.pragma(this.walMode ? 'synchronous = NORMAL' : 'synchronous = FULL');
       this.db.pragma('busy_timeout = 5000');
+      // Write transactions begin IMMEDIATE: with a second writer (the inbound thread, another
+      // process) a deferred one that read first could not upgrade and would fail with SQLITE_BUSY
+      // instead of waiting its turn.
       this.db.exec(`
         CREATE TABLE IF NOT EXISTS entries (
           id TEXT PRIMARY KEY, state TEXT NOT NULL, sender TEXT NOT NULL, size INTEGER NOT NULL,
@@ -214,7 +226,7 @@ export class SqliteQueue implements Queue {
               for (const r of g.meta.recipients) this.insertRecipient.run(g.id, r);
               if (g.inline) this.insertBody.run(g.id, g.inline);
             }
-          })();
+          }).immediate();
           // The rows are visible (a worker may already deliver them: harmless), but no 250 is
           // given before the WAL holding them is on disk.
           await this.syncWal();
@@ -247,13 +259,9 @@ export class SqliteQueue implements Queue {
     }
   }
 
-  private hasBody(id: string): boolean {
-    return this.selectBody.get(id) !== undefined || existsSync(this.bodyPath(id));
-  }
-
-  /** Removes a finished entry's body, wherever it is kept. */
-  private async dropBody(id: string): Promise<void> {
-    if (this.sqlStatement('DELETE FROM bodies WHERE entry_id = ?').run(id).changes === 0) await fsp.rm(this.bodyPath(id), { force: true });
+  /** Removes a finished entry's body file (an inline body goes with its row's transaction). */
+  private async dropBodyFile(id: string): Promise<void> {
+    await fsp.rm(this.bodyPath(id), { force: true });
   }
 
   async claim(options: { owner: string; limit: number; leaseMs: number; now?: Date }): Promise<QueueEntry[]> {
@@ -270,15 +278,18 @@ export class SqliteQueue implements Queue {
       const upd = this.sqlStatement("UPDATE entries SET state = 'active', lease_owner = ?, lease_until = ? WHERE id = ?");
       for (const r of rows) upd.run(options.owner, now + options.leaseMs, r.id);
       return rows.map((r) => r.id);
-    })();
+    }).immediate();
     const out: QueueEntry[] = [];
+    // A claim reads what delivery needs, not the attempt history (get() has that).
+    const read = this.sqlStatement('SELECT e.*, EXISTS (SELECT 1 FROM bodies b WHERE b.entry_id = e.id) AS inline FROM entries e WHERE e.id = ?');
     for (const id of ids) {
-      if (!this.hasBody(id)) {
+      const row = read.get(id) as (Row & { inline: number }) | undefined;
+      if (!row) continue;
+      if (!row.inline && !existsSync(this.bodyPath(id))) {
         this.quarantineEntry(id, 'body file missing');
         continue;
       }
-      const e = await this.get(id);
-      if (e) out.push(e);
+      out.push(this.toEntry(row, false));
     }
     return out;
   }
@@ -299,25 +310,81 @@ export class SqliteQueue implements Queue {
   }
 
   async recordAttempt(id: string, a: QueueAttempt): Promise<void> {
+    this.insertAttempt(id, a);
+  }
+
+  private insertAttempt(id: string, a: QueueAttempt): void {
     this.sqlStatement('INSERT INTO attempts (entry_id, at, route, recipients, reply, duration_ms, outcome) VALUES (?, ?, ?, ?, ?, ?, ?)').run(id, a.at, a.route, a.recipients.join(','), a.reply, a.durationMs, a.outcome);
   }
 
-  async settle(id: string, o: SettleOutcome): Promise<QueueEntry> {
-    this.db.transaction(() => {
-      const set = this.sqlStatement('UPDATE recipients SET state = ?, last_reply = ? WHERE entry_id = ? AND address = ?');
-      for (const r of o.delivered) set.run('delivered', null, id, r);
-      for (const f of o.failed) set.run('failed', f.reply, id, f.recipient);
-      for (const d of o.deferred) set.run('deferred', d.reply, id, d.recipient);
-      const rcpts = this.sqlStatement('SELECT state FROM recipients WHERE entry_id = ?').all(id) as Array<{ state: string }>;
-      const open = rcpts.some((r) => r.state === 'pending' || r.state === 'deferred');
-      const anyFailed = rcpts.some((r) => r.state === 'failed');
-      const state: QueueState = open ? 'deferred' : anyFailed ? 'bounced' : 'done';
-      const lastError = o.deferred[0]?.reply ?? o.failed[0]?.reply ?? null;
-      this.sqlStatement('UPDATE entries SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = COALESCE(?, last_error), lease_owner = NULL, lease_until = NULL WHERE id = ?').run(state, (o.nextAttemptAt ?? new Date()).getTime(), lastError, id);
-    })();
-    const e = (await this.get(id))!;
-    if (e.state === 'done' || e.state === 'bounced') await this.dropBody(id);
-    return e;
+  /**
+   * Settling is batched like accepting: every settle requested in one turn of the event loop is
+   * written in one transaction (a delivery's attempts, its recipients' states, the entry's state
+   * and, for a finished entry, an inline body's removal). A commit per step was most of
+   * delivery's queue cost. Settles are not synced on their own (see the header).
+   */
+  settle(id: string, o: SettleOutcome): Promise<QueueEntry> {
+    return new Promise((resolve, reject) => {
+      this.settles.push({ id, o, resolve, reject });
+      if (this.settles.length === 1) setImmediate(() => void this.flushSettles());
+    });
+  }
+
+  private settles: Array<{ id: string; o: SettleOutcome; resolve: (e: QueueEntry) => void; reject: (err: unknown) => void }> = [];
+  private settling?: Promise<void>;
+
+  private async flushSettles(): Promise<void> {
+    const batch = this.settles.splice(0);
+    if (!batch.length) return;
+    let finish!: () => void;
+    this.settling = new Promise((r) => (finish = r));
+    try {
+      let results: Array<{ done: boolean; inline: boolean } | { error: unknown }>;
+      try {
+        results = this.db.transaction(() => batch.map((b) => this.settleOne(b.id, b.o))).immediate();
+      } catch {
+        // One bad entry must not fail the others: each again on its own, with its own error.
+        results = batch.map((b) => {
+          try {
+            return this.db.transaction(() => this.settleOne(b.id, b.o)).immediate();
+          } catch (error) {
+            return { error };
+          }
+        });
+      }
+      for (const [i, b] of batch.entries()) {
+        const r = results[i]!;
+        if ('error' in r) {
+          b.reject(new QueueError('QUEUE_IO', `Could not settle ${b.id}: ${(r.error as Error).message}`, { cause: r.error }));
+          continue;
+        }
+        try {
+          if (r.done && !r.inline) await this.dropBodyFile(b.id);
+          b.resolve((await this.get(b.id))!);
+        } catch (err) {
+          b.reject(err);
+        }
+      }
+    } finally {
+      this.settling = undefined;
+      finish();
+    }
+  }
+
+  private settleOne(id: string, o: SettleOutcome): { done: boolean; inline: boolean } {
+    for (const a of o.attempts ?? []) this.insertAttempt(id, a);
+    const set = this.sqlStatement('UPDATE recipients SET state = ?, last_reply = ? WHERE entry_id = ? AND address = ?');
+    for (const r of o.delivered) set.run('delivered', null, id, r);
+    for (const f of o.failed) set.run('failed', f.reply, id, f.recipient);
+    for (const d of o.deferred) set.run('deferred', d.reply, id, d.recipient);
+    const rcpts = this.sqlStatement('SELECT state FROM recipients WHERE entry_id = ?').all(id) as Array<{ state: string }>;
+    const open = rcpts.some((r) => r.state === 'pending' || r.state === 'deferred');
+    const anyFailed = rcpts.some((r) => r.state === 'failed');
+    const state: QueueState = open ? 'deferred' : anyFailed ? 'bounced' : 'done';
+    const lastError = o.deferred[0]?.reply ?? o.failed[0]?.reply ?? null;
+    this.sqlStatement('UPDATE entries SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = COALESCE(?, last_error), lease_owner = NULL, lease_until = NULL WHERE id = ?').run(state, (o.nextAttemptAt ?? new Date()).getTime(), lastError, id);
+    if (state !== 'done' && state !== 'bounced') return { done: false, inline: false };
+    return { done: true, inline: this.sqlStatement('DELETE FROM bodies WHERE entry_id = ?').run(id).changes > 0 };
   }
 
   private setState(id: string, from: QueueState[], to: QueueState, dueNow = false): boolean {
@@ -343,10 +410,10 @@ export class SqliteQueue implements Queue {
     const r = this.db.transaction(() => {
       this.sqlStatement('DELETE FROM recipients WHERE entry_id = ?').run(id);
       this.sqlStatement('DELETE FROM attempts WHERE entry_id = ?').run(id);
-      return this.sqlStatement('DELETE FROM entries WHERE id = ?').run(id).changes;
-    })();
-    await this.dropBody(id);
-    return r > 0;
+      return { removed: this.sqlStatement('DELETE FROM entries WHERE id = ?').run(id).changes, inline: this.sqlStatement('DELETE FROM bodies WHERE entry_id = ?').run(id).changes > 0 };
+    }).immediate();
+    if (!r.inline) await this.dropBodyFile(id);
+    return r.removed > 0;
   }
 
   private toEntry(row: Row, withHistory: boolean): QueueEntry {
@@ -406,7 +473,7 @@ export class SqliteQueue implements Queue {
   }
 
   async close(): Promise<void> {
-    while (this.flushing) await new Promise((r) => setTimeout(r, 5));
+    while (this.flushing || this.settling || this.settles.length) await (this.settling ?? new Promise((r) => setTimeout(r, 5)));
     await this.wal?.close();
     this.db.close();
   }

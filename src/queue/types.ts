@@ -55,6 +55,8 @@ export interface SettleOutcome {
   deferred: Array<{ recipient: string; reply: string }>;
   /** When the deferred recipients are due again. */
   nextAttemptAt?: Date;
+  /** Attempts to record with the outcome, in the same transaction (one commit per delivery). */
+  attempts?: QueueAttempt[];
 }
 
 export type QueueCounts = Record<QueueState, number>;

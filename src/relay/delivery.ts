@@ -128,7 +128,18 @@ export class DeliveryEngine {
   kick(): void {
     this.mayHaveWork = true;
     this.kicks++;
-    if (!this.stopping) setImmediate(() => void this.tick());
+    this.scheduleTick();
+  }
+
+  /** One pending tick at a time: a burst of kicks (a group commit accepts many) is one claim. */
+  private tickScheduled = false;
+  private scheduleTick(): void {
+    if (this.tickScheduled || this.stopping) return;
+    this.tickScheduled = true;
+    setImmediate(() => {
+      this.tickScheduled = false;
+      void this.tick();
+    });
   }
 
   /**
@@ -173,7 +184,7 @@ export class DeliveryEngine {
           .finally(() => {
             this.running--;
             this.inflight.delete(p);
-            if (this.mayHaveWork && !this.stopping) setImmediate(() => void this.tick());
+            if (this.mayHaveWork) this.scheduleTick();
           });
         this.inflight.add(p);
       }
@@ -181,7 +192,7 @@ export class DeliveryEngine {
       this.deps.log.error({ err }, 'queue claim failed');
     } finally {
       this.ticking = false;
-      if (this.kicks !== kicksBefore && !this.stopping) setImmediate(() => void this.tick());
+      if (this.kicks !== kicksBefore) this.scheduleTick();
     }
   }
 
@@ -206,7 +217,7 @@ export class DeliveryEngine {
       g.recipients.push(rcpt);
       groups.set(key, g);
     }
-    const outcome: SettleOutcome = { delivered: [], failed: [], deferred: [] };
+    const outcome: SettleOutcome = { delivered: [], failed: [], deferred: [], attempts: [] };
     let holdUntil: number | undefined;
     const dsn: DsnRecipient[] = [];
     for (const { route, recipients } of groups.values()) {
@@ -288,7 +299,7 @@ export class DeliveryEngine {
       const durationMs = Date.now() - started;
       const delivered = recipients.filter((r) => outcome.delivered.includes(r));
       const groupOutcome = delivered.length === recipients.length ? 'delivered' : delivered.length ? 'partial' : outcome.failed.some((f) => recipients.includes(f.recipient)) ? 'failed' : 'deferred';
-      await queue.recordAttempt(entry.id, { at: new Date(started).toISOString(), route: route.name, recipients, reply, durationMs, outcome: groupOutcome });
+      outcome.attempts!.push({ at: new Date(started).toISOString(), route: route.name, recipients, reply, durationMs, outcome: groupOutcome });
       // One line per attempt: never bodies or tokens.
       log.info({ queueId: entry.id, sender: entry.sender, recipients, route: route.name, reply, durationMs, outcome: groupOutcome }, 'delivery attempt');
       this.events.emit('attempt', { queueId: entry.id, route: route.name, outcome: groupOutcome === 'failed' ? 'bounced' : groupOutcome, recipients: recipients.length, durationMs, reply, replyCode } satisfies DeliveryEvent);
@@ -303,7 +314,7 @@ export class DeliveryEngine {
     }
     outcome.nextAttemptAt = new Date(holdUntil ?? now + backoffMs(entry.attempts, config.delivery.retry_initial_seconds, config.delivery.retry_max_seconds));
     if (outcome.deferred.length && entry.sender && config.delivery.delay_notice_after_seconds > 0 && now - Date.parse(entry.createdAt) >= config.delivery.delay_notice_after_seconds * 1000) {
-      await this.delayNotice(entry, outcome.deferred).catch((err) => log.error({ err, queueId: entry.id }, 'could not queue a delay notice'));
+      await this.delayNotice(entry, outcome).catch((err) => log.error({ err, queueId: entry.id }, 'could not queue a delay notice'));
     }
     // The DSN is queued before settling (settling a finished entry removes its body).
     if (dsn.length && entry.sender && config.delivery.bounces) await this.bounce(entry, dsn).catch((err) => log.error({ err, queueId: entry.id }, 'could not queue a bounce'));
@@ -315,11 +326,12 @@ export class DeliveryEngine {
    * One "delayed" DSN per message. The notice is recorded in the entry's attempt history, which is
    * what makes it once-only across retries and restarts (and shows it on the admin page).
    */
-  private async delayNotice(entry: QueueEntry, deferred: SettleOutcome['deferred']): Promise<void> {
+  private async delayNotice(entry: QueueEntry, outcome: SettleOutcome): Promise<void> {
+    const deferred = outcome.deferred;
     const history = (await this.deps.queue.get(entry.id))?.history ?? [];
     if (history.some((a) => a.route === DELAY_NOTICE_ROUTE)) return;
     await this.bounce(entry, deferred.map((d) => ({ recipient: d.recipient, action: 'delayed', status: /\b(4\.\d{1,3}\.\d{1,3})\b/.exec(d.reply)?.[1] ?? '4.0.0', diagnostic: d.reply })));
-    await this.deps.queue.recordAttempt(entry.id, { at: new Date().toISOString(), route: DELAY_NOTICE_ROUTE, recipients: deferred.map((d) => d.recipient), reply: `delay notice sent to ${entry.sender}`, durationMs: 0, outcome: 'deferred' });
+    outcome.attempts!.push({ at: new Date().toISOString(), route: DELAY_NOTICE_ROUTE, recipients: deferred.map((d) => d.recipient), reply: `delay notice sent to ${entry.sender}`, durationMs: 0, outcome: 'deferred' });
   }
 
   /** Queue a DSN to the envelope sender; a bounce (null sender) is never bounced. */

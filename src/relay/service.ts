@@ -9,9 +9,10 @@ import type { Config } from '../config/schema.js';
 import { writeFileAtomic } from '../core/fs.js';
 import type { Logger } from '../core/log.js';
 import { openTokenManager, type TokenManager } from '../oauth/index.js';
-import { openQueue, type Queue } from '../queue/index.js';
+import { openQueue, type Queue, type QueueEntry } from '../queue/index.js';
 import { DeliveryEngine } from './delivery.js';
-import { InboundServer } from './inbound.js';
+import type { InboundServer } from './inbound.js';
+import { InboundThread } from './inbound-thread.js';
 import { Router } from './routing.js';
 
 export interface RelayServiceOptions {
@@ -29,7 +30,7 @@ export class RelayService {
     readonly stateDir: string,
     readonly queue: Queue,
     readonly tokens: TokenManager,
-    readonly inbound: InboundServer,
+    readonly inbound: InboundServer | InboundThread,
     readonly delivery: DeliveryEngine,
     readonly router: Router,
     private readonly log: Logger,
@@ -58,17 +59,15 @@ export class RelayService {
     const delivery = new DeliveryEngine({ queue, router, tokens, config, log, hostname });
     // The inbound server is created before the service object it reports to.
     const ref: { service?: RelayService } = {};
-    const inbound = new InboundServer({
-      config,
-      queue,
-      log,
-      hostname,
-      onAccepted: (entry) => {
+    const reports = {
+      onAccepted: (entry: QueueEntry) => {
         ref.service?.events.emit('accepted', entry);
         delivery.kick();
       },
       onConnection: () => ref.service?.events.emit('connection'),
-    });
+    };
+    // smtp-server is loaded only where it runs: in the inbound thread, or here without one.
+    const inbound = config.relay.inbound_thread ? new InboundThread({ config, stateDir, log, hostname, ...reports }) : new (await import('./inbound.js')).InboundServer({ config, queue, log, hostname, ...reports });
     const service = new RelayService(config, stateDir, queue, tokens, inbound, delivery, router, log);
     ref.service = service;
     delivery.events.on('attempt', (e) => service.events.emit('attempt', e));

@@ -7,7 +7,7 @@
  * Exchange's immediate 535, so the SASL exchange is a custom handler here.
  */
 import { readFileSync } from 'node:fs';
-import nodemailer, { type Transporter, type SendMailOptions } from 'nodemailer';
+import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { Relay365Error, TransportError } from '../core/errors.js';
 import { redactText } from '../core/redact.js';
@@ -148,11 +148,7 @@ export class SmtpTransport implements Transport {
   async deliver(envelope: Envelope, message: MessageSource): Promise<DeliveryResult> {
     const started = Date.now();
     try {
-      const info = await this.transporter.sendMail({
-        envelope: { from: envelope.from, to: envelope.to },
-        raw: message(),
-        dsn: envelope.dsn ? { ret: envelope.dsn.ret, envid: envelope.dsn.envid } : undefined,
-      } as SendMailOptions);
+      const info = await this.sendRaw(envelope, message);
       const rejectedErrors = (info as unknown as { rejectedErrors?: Array<{ recipient?: string; response?: string; responseCode?: number }> }).rejectedErrors ?? [];
       const rejected = (info.rejected as string[]).map((rcpt) => {
         const e = rejectedErrors.find((x) => x.recipient === rcpt);
@@ -170,6 +166,27 @@ export class SmtpTransport implements Transport {
     } catch (err) {
       throw this.translate(err);
     }
+  }
+
+  /**
+   * Hands the queued bytes to nodemailer's transport (pool) directly, through its documented
+   * transport interface `send(mail, callback)`: `sendMail()` would first compile the raw message
+   * into a MIME tree (plugins, a random Message-ID, address parsing) only to stream the same bytes
+   * out again, which was a third of delivery's CPU for small messages. `mail` has what nodemailer's
+   * SMTP transports read from it: the envelope, the stream, DSN options, a header lookup for logs.
+   */
+  private sendRaw(envelope: Envelope, message: MessageSource): Promise<SMTPTransport.SentMessageInfo> {
+    const transport = (this.transporter as unknown as { transporter: { send(mail: unknown, cb: (err: Error | null, info: SMTPTransport.SentMessageInfo) => void): void } }).transporter;
+    const mail = {
+      data: envelope.dsn ? { dsn: { ret: envelope.dsn.ret, envid: envelope.dsn.envid } } : {},
+      message: {
+        getEnvelope: () => ({ from: envelope.from, to: [...envelope.to] }),
+        messageId: () => '',
+        getHeader: () => '',
+        createReadStream: () => message(),
+      },
+    };
+    return new Promise((resolve, reject) => transport.send(mail, (err, info) => (err ? reject(err) : resolve(info))));
   }
 
   private translate(err: unknown): TransportError {

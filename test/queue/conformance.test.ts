@@ -275,6 +275,22 @@ for (const name of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(await q.counts(), { incoming: 0, active: 0, deferred: 0, hold: 0, done: 1, bounced: 1 });
     });
 
+    test('settle records its attempts in the same step; settles requested together all apply', async (t) => {
+      const b = await withBackend(t, name);
+      if (!b) return;
+      const q = await b.open();
+      const entries = await enqueueMany(q, 5);
+      await q.claim({ owner: 'w', limit: 10, leaseMs: 60_000 });
+      const attempt = (i: number) => ({ at: `2024-01-01T00:00:0${i}.000Z`, route: 'office365', recipients: ['bob@fabrikam.test'], reply: '250 2.0.0 OK', durationMs: 10 + i, outcome: 'delivered' as const });
+      const settled = await Promise.all(entries.map((e, i) => q.settle(e.id, { delivered: ['bob@fabrikam.test'], failed: [], deferred: [], attempts: [attempt(i)] })));
+      for (const [i, s] of settled.entries()) {
+        assert.equal(s.id, entries[i]!.id);
+        assert.equal(s.state, 'done');
+        assert.deepEqual(s.history, [attempt(i)]);
+      }
+      assert.deepEqual(await q.counts(), { incoming: 0, active: 0, deferred: 0, hold: 0, done: 5, bounced: 0 });
+    });
+
     test('hold, release, retry and delete follow the Postfix states', async (t) => {
       const b = await withBackend(t, name);
       if (!b) return;

@@ -54,6 +54,7 @@ export const relaySection = {
       max_connections_per_client: z.number().int().positive().default(50).describe('Concurrent connections per client IP.'),
       max_messages_per_minute_per_client: z.number().int().positive().default(600).describe('Messages per minute per client IP.'),
       socket_timeout_seconds: z.number().int().positive().default(300),
+      inbound_thread: z.boolean().default(true).describe('Accept mail in a thread of its own, so accepting and delivering use two cores (false: one event loop for both).'),
       routes: z.record(z.string(), routeSchema).default({}).describe('Named outbound routes.'),
       rules: z.array(rule).default([]).describe('Ordered routing rules; the first match wins.'),
       default_route: z.string().default('by-sender').describe('Route when no rule matches. "by-sender": SMTP via the account whose address is the envelope sender (or the only account).'),
