@@ -12,6 +12,7 @@ import type { Config } from '../config/schema.js';
 import { Relay365Error } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { EnqueueMeta, Queue, QueueEntry } from '../queue/index.js';
+import { patchSmtpStream } from './smtp-stream-patch.js';
 import { addressProblem, buildAllowList, clientAllowed, matchesAddressPattern, verifyPassword } from './policy.js';
 
 // smtp-server waits a hard-coded 100 ms before every greeting to catch early talkers. Clients that
@@ -39,6 +40,9 @@ if (!SMTPConnection.prototype.__relay365NoGreetingDelay) {
   };
   SMTPConnection.prototype.__relay365NoGreetingDelay = true;
 }
+
+// DATA parsing with Buffer.indexOf instead of a loop over every byte (see ./smtp-stream-patch.ts).
+await patchSmtpStream();
 
 type Listener = Config['relay']['listen'][number];
 
@@ -166,7 +170,7 @@ export class InboundServer {
         const rcpt = address.address;
         const problem = addressProblem(rcpt);
         if (problem) return callback(smtpError(550, `5.7.1 Relay access denied: ${problem}`));
-        if (!session.user && !clientAllowed(buildAllowList(relay().allow_networks), session.remoteAddress)) {
+        if (!session.user && !clientAllowed(self.allowList(), session.remoteAddress)) {
           return callback(smtpError(550, '5.7.1 Relay access denied: authenticate first or relay from an allowed network'));
         }
         if (session.envelope.rcptTo.length >= relay().max_recipients) return callback(smtpError(452, '4.5.3 Too many recipients'));
@@ -183,6 +187,14 @@ export class InboundServer {
         );
       },
     });
+  }
+
+  /** relay.allow_networks as a BlockList, built once per configuration (not once per RCPT). */
+  private allowListFor?: { networks: string[]; list: ReturnType<typeof buildAllowList> };
+  private allowList(): ReturnType<typeof buildAllowList> {
+    const networks = this.deps.config.relay.allow_networks;
+    if (this.allowListFor?.networks !== networks) this.allowListFor = { networks, list: buildAllowList(networks) };
+    return this.allowListFor.list;
   }
 
   private async receive(stream: Readable, session: SMTPServerSession): Promise<QueueEntry> {

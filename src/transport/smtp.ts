@@ -15,7 +15,10 @@ import type { Logger } from '../core/log.js';
 import type { TokenProvider } from '../oauth/types.js';
 import { oauthbearer, xoauth2, OAUTHBEARER_ERROR_RESPONSE } from '../sasl/index.js';
 import { parseReply, replyError } from './replies.js';
+import { patchNodemailerDataStream } from './dot-stuffing.js';
 import type { DeliveryResult, Envelope, MessageSource, Transport } from './types.js';
+
+await patchNodemailerDataStream();
 
 export type SmtpSecurity = 'starttls' | 'implicit' | 'opportunistic' | 'none';
 

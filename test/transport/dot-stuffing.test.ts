@@ -1,0 +1,78 @@
+/**
+ * The fast dot-stuffing (src/transport/dot-stuffing.ts) against nodemailer's own DataStream: the
+ * same bytes out for random input made of line breaks, dots and text, split at random points,
+ * and a 1 MB message through the patched stream.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Transform } from 'node:stream';
+import { patchNodemailerDataStream, stuffChunk } from '../../src/transport/dot-stuffing.js';
+
+type DataStreamClass = new () => Transform & { lastByte: number | false; inByteCount: number; outByteCount: number };
+const url = new URL('./smtp-connection/data-stream.js', import.meta.resolve('nodemailer'));
+const { default: DataStream } = (await import(url.href)) as { default: DataStreamClass };
+const original = DataStream.prototype._transform;
+
+async function throughStream(chunks: Buffer[]): Promise<Buffer> {
+  const s = new DataStream();
+  const out: Buffer[] = [];
+  s.on('data', (d: Buffer) => out.push(d));
+  const ended = new Promise((r) => s.on('end', r));
+  for (const c of chunks) s.write(c);
+  s.end();
+  await ended;
+  return Buffer.concat(out);
+}
+
+function randomMessage(seed: number): { bytes: Buffer; chunks: Buffer[] } {
+  let x = seed * 2654435761 + 1;
+  const rnd = () => ((x = (x * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const alphabet = [0x0d, 0x0a, 0x2e, 0x61, 0x62, 0x0d, 0x0a, 0x2e];
+  const bytes = Buffer.from(Array.from({ length: Math.floor(rnd() * 200) }, () => alphabet[Math.floor(rnd() * alphabet.length)]!));
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < bytes.length; ) {
+    const n = 1 + Math.floor(rnd() * 20);
+    chunks.push(bytes.subarray(i, i + n));
+    i += n;
+  }
+  return { bytes, chunks };
+}
+
+test('stuffChunk gives the same bytes as nodemailer\'s DataStream for 3,000 random messages split at random points', async () => {
+  assert.equal(DataStream.prototype._transform, original, 'compared with the unpatched original');
+  for (let seed = 1; seed <= 3000; seed++) {
+    const { bytes, chunks } = randomMessage(seed);
+    const expected = await throughStream(chunks);
+    let last: number | false = false;
+    const got: Buffer[] = [];
+    for (const c of chunks) {
+      got.push(stuffChunk(c, last));
+      last = c[c.length - 1]!;
+    }
+    // The final ".\r\n" of the original's _flush, by the same rule.
+    got.push(Buffer.from(last === 0x0a ? '.\r\n' : last === 0x0d ? '\n.\r\n' : '\r\n.\r\n'));
+    assert.deepEqual(Buffer.concat(got), expected, `seed ${seed}: ${JSON.stringify(bytes.toString('latin1'))}`);
+  }
+});
+
+test('the patched DataStream stuffs a 1 MB message as the original did, counters included', async () => {
+  const line = (i: number) => (i % 97 === 0 ? `.dot line ${i}\r\n` : i % 301 === 0 ? `bare lf ${i}\n` : `${'x'.repeat(70)} ${i}\r\n`);
+  let text = '';
+  for (let i = 0; text.length < 1024 * 1024; i++) text += line(i);
+  const chunks = [];
+  const buf = Buffer.from(text, 'latin1');
+  for (let i = 0; i < buf.length; i += 65536) chunks.push(buf.subarray(i, i + 65536));
+  const before = await throughStream(chunks);
+  await patchNodemailerDataStream();
+  assert.notEqual(DataStream.prototype._transform, original);
+  const after = await throughStream(chunks);
+  assert.deepEqual(after, before);
+  assert.ok(after.includes('\r\n..dot line 97\r\n'), 'a leading dot is doubled');
+  assert.ok(after.includes('bare lf 301\r\n'), 'a bare LF becomes CRLF');
+  const s = new DataStream();
+  s.resume();
+  s.end(buf);
+  await new Promise((r) => s.on('end', r));
+  assert.equal(s.inByteCount, buf.length);
+  assert.equal(s.outByteCount, after.length);
+});
