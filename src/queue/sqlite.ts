@@ -121,7 +121,7 @@ export class SqliteQueue implements Queue {
         CREATE INDEX IF NOT EXISTS attempts_entry ON attempts(entry_id);
         CREATE TABLE IF NOT EXISTS bodies (entry_id TEXT PRIMARY KEY, data BLOB NOT NULL);
       `);
-      this.insertEntry = this.db.prepare('INSERT INTO entries (id, state, sender, size, created_at, next_attempt_at, expires_at, client_ip, auth_user, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+      this.insertEntry = this.db.prepare('INSERT INTO entries (id, state, sender, size, created_at, next_attempt_at, expires_at, client_ip, auth_user, message_id, lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
       this.insertRecipient = this.db.prepare("INSERT OR IGNORE INTO recipients (entry_id, address, state) VALUES (?, ?, 'pending')");
       this.insertBody = this.db.prepare('INSERT INTO bodies (entry_id, data) VALUES (?, ?)');
       this.selectBody = this.db.prepare('SELECT data FROM bodies WHERE entry_id = ?');
@@ -222,7 +222,8 @@ export class SqliteQueue implements Queue {
           const expires = now + (this.options.maxLifetimeMs ?? 5 * 86_400_000);
           this.db.transaction(() => {
             for (const g of group) {
-              this.insertEntry.run(g.id, 'incoming', g.meta.sender, g.size, now, now, expires, g.meta.clientIp ?? null, g.meta.authUser ?? null, g.meta.messageId ?? null);
+              const lease = g.meta.leaseTo;
+              this.insertEntry.run(g.id, lease ? 'active' : 'incoming', g.meta.sender, g.size, now, now, expires, g.meta.clientIp ?? null, g.meta.authUser ?? null, g.meta.messageId ?? null, lease?.owner ?? null, lease ? now + lease.leaseMs : null);
               for (const r of g.meta.recipients) this.insertRecipient.run(g.id, r);
               if (g.inline) this.insertBody.run(g.id, g.inline);
             }
@@ -234,7 +235,7 @@ export class SqliteQueue implements Queue {
           for (const g of group) {
             g.resolve({
               id: g.id,
-              state: 'incoming',
+              state: g.meta.leaseTo ? 'active' : 'incoming',
               sender: g.meta.sender,
               recipients: [...new Set(g.meta.recipients)].map((address) => ({ address, state: 'pending' })),
               size: g.size,
@@ -245,6 +246,7 @@ export class SqliteQueue implements Queue {
               ...(g.meta.clientIp ? { clientIp: g.meta.clientIp } : {}),
               ...(g.meta.authUser ? { authUser: g.meta.authUser } : {}),
               ...(g.meta.messageId ? { messageId: g.meta.messageId } : {}),
+              ...(g.meta.leaseTo ? { leasedTo: g.meta.leaseTo.owner } : {}),
               history: [],
             });
           }

@@ -39,6 +39,8 @@ export interface QueueEntry {
   messageId?: string;
   /** Present on get(). */
   history?: QueueAttempt[];
+  /** Set by enqueue when the entry was stored leased to this owner (EnqueueMeta.leaseTo). */
+  leasedTo?: string;
 }
 
 export interface EnqueueMeta {
@@ -47,6 +49,12 @@ export interface EnqueueMeta {
   clientIp?: string;
   authUser?: string;
   messageId?: string;
+  /**
+   * Hand-off: store the entry already leased ('active') to this delivery owner, which takes it
+   * straight from the accepted event instead of claiming it from the queue. A backend may ignore
+   * it (the entry is then 'incoming' and claimed as usual); delivery goes by the returned state.
+   */
+  leaseTo?: { owner: string; leaseMs: number };
 }
 
 export interface SettleOutcome {

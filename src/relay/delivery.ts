@@ -17,6 +17,7 @@ import { backoffMs, decide, failureOf } from './trouble.js';
 import type { RelayRoute, Router } from './routing.js';
 import { buildDsn, type DsnRecipient } from './dsn.js';
 import { rewriteSender } from './rewrite.js';
+import { createHandoff, giveCredits, takeCredits, type Handoff } from './handoff.js';
 
 export interface DeliveryEvent {
   queueId: string;
@@ -105,6 +106,19 @@ export class DeliveryEngine {
   ) {
     this.limiter = new SlidingWindow(deps.config.delivery.messages_per_minute_per_account);
     this.budget = new DailyRecipientBudget(deps.config.delivery.recipients_per_day_per_account);
+    this.handoff = createHandoff(this.owner, deps.config.delivery.workers, deps.config.delivery.lease_seconds);
+  }
+
+  /** Free worker slots, shared with the inbound side (./handoff.ts). */
+  readonly handoff: Handoff;
+
+  /**
+   * A message was accepted: one the inbound side handed off (stored leased to this engine, with
+   * one of its slots) starts now; any other wakes the workers to claim it.
+   */
+  accepted(entry: QueueEntry, handedOff: boolean): void {
+    if (handedOff) this.run(entry);
+    else this.kick();
   }
 
   start(): void {
@@ -119,6 +133,8 @@ export class DeliveryEngine {
 
   /** SIGHUP: retries, limits, bounces and routes' settings apply from the next attempt on. */
   reconfigure(config: Config): void {
+    giveCredits(this.handoff, config.delivery.workers - this.deps.config.delivery.workers);
+    Atomics.store(this.handoff.slots, 1, config.delivery.lease_seconds);
     this.deps.config = config;
     this.limiter.perMinute = config.delivery.messages_per_minute_per_account;
     this.budget.perDay = config.delivery.recipients_per_day_per_account;
@@ -171,29 +187,36 @@ export class DeliveryEngine {
     if (this.stopping || this.ticking) return;
     this.ticking = true;
     const kicksBefore = this.kicks;
+    let free = 0;
     try {
-      const free = this.deps.config.delivery.workers - this.running;
-      if (free <= 0) return;
       if (!this.mayHaveWork) return;
+      free = takeCredits(this.handoff, this.deps.config.delivery.workers);
+      if (free <= 0) return;
       const entries = await this.deps.queue.claim({ owner: this.owner, limit: free, leaseMs: this.deps.config.delivery.lease_seconds * 1000 });
       if (entries.length < free && this.kicks === kicksBefore) this.mayHaveWork = false;
-      for (const e of entries) {
-        this.running++;
-        const p = this.process(e)
-          .catch((err) => this.deps.log.error({ err, queueId: e.id }, 'delivery crashed; entry will be retried'))
-          .finally(() => {
-            this.running--;
-            this.inflight.delete(p);
-            if (this.mayHaveWork) this.scheduleTick();
-          });
-        this.inflight.add(p);
-      }
+      free -= entries.length;
+      for (const e of entries) this.run(e);
     } catch (err) {
       this.deps.log.error({ err }, 'queue claim failed');
     } finally {
+      giveCredits(this.handoff, free);
       this.ticking = false;
       if (this.kicks !== kicksBefore) this.scheduleTick();
     }
+  }
+
+  /** Delivers one leased entry in a slot already taken; the slot is a credit again afterwards. */
+  private run(entry: QueueEntry): void {
+    this.running++;
+    const p = this.process(entry)
+      .catch((err) => this.deps.log.error({ err, queueId: entry.id }, 'delivery crashed; entry will be retried'))
+      .finally(() => {
+        this.running--;
+        giveCredits(this.handoff, 1);
+        this.inflight.delete(p);
+        if (this.mayHaveWork) this.scheduleTick();
+      });
+    this.inflight.add(p);
   }
 
   private transportFor(spec: RouteSpec): Transport {

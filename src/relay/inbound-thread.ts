@@ -15,11 +15,13 @@ import { Relay365Error } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { sanitize } from '../core/redact.js';
 import type { QueueEntry } from '../queue/index.js';
+import type { Handoff } from './handoff.js';
 
 type Bound = Array<{ address: string; port: number; tls: string }>;
 
 interface ThreadData {
   relay365: 'inbound';
+  handoff?: Handoff;
   config: Config;
   stateDir: string;
   hostname: string;
@@ -30,7 +32,7 @@ type ToThread = { t: 'reconfigure'; config: Config } | { t: 'stop' };
 type FromThread =
   | { t: 'listening'; bound: Bound }
   | { t: 'failed'; error: { code: ErrorCode; message: string; hint?: string; temporary?: boolean } }
-  | { t: 'events'; accepted: QueueEntry[]; connections: number }
+  | { t: 'events'; accepted: Array<{ entry: QueueEntry; handedOff: boolean }>; connections: number }
   | { t: 'log'; level: LogLevel; obj: unknown; msg?: string }
   | { t: 'stopped' };
 
@@ -42,8 +44,10 @@ export interface InboundThreadDeps {
   stateDir: string;
   hostname: string;
   log: Logger;
-  onAccepted(entry: QueueEntry): void;
+  onAccepted(entry: QueueEntry, handedOff: boolean): void;
   onConnection?(): void;
+  /** Shared with the thread (its Int32Array lives in a SharedArrayBuffer). */
+  handoff?: Handoff;
 }
 
 /** The main thread's handle: the same surface as InboundServer (start, stop, reconfigure, bound). */
@@ -58,7 +62,7 @@ export class InboundThread {
   constructor(private readonly deps: InboundThreadDeps) {}
 
   async start(): Promise<void> {
-    const data: ThreadData = { relay365: 'inbound', config: this.deps.config, stateDir: this.deps.stateDir, hostname: this.deps.hostname, logLevel: this.deps.log.level as LevelWithSilent };
+    const data: ThreadData = { relay365: 'inbound', handoff: this.deps.handoff, config: this.deps.config, stateDir: this.deps.stateDir, hostname: this.deps.hostname, logLevel: this.deps.log.level as LevelWithSilent };
     const [entry, evalOption] = threadEntry();
     // A small young generation: the thread's garbage is mostly per-command strings and buffers
     // that die at once, and the default (16 MB semi-spaces) would hold megabytes of it in RSS.
@@ -75,7 +79,7 @@ export class InboundThread {
             return reject(new Relay365Error(m.error.code, m.error.message, { hint: m.error.hint, temporary: m.error.temporary }));
           case 'events':
             for (let i = 0; i < m.connections; i++) this.deps.onConnection?.();
-            for (const e of m.accepted) this.deps.onAccepted(e);
+            for (const a of m.accepted) this.deps.onAccepted(a.entry, a.handedOff);
             return;
           case 'log':
             return this.deps.log[m.level](m.obj as object, m.msg);
@@ -139,7 +143,7 @@ async function runThread(data: ThreadData): Promise<void> {
     queue = await openQueue({ backend: config.queue.backend, dir: config.queue.dir, postgres_url: config.queue.postgres_url, max_message_size: config.relay.max_message_size, max_lifetime_seconds: config.delivery.max_lifetime_seconds }, { stateDir: data.stateDir, log });
     // Reported once per turn of the event loop: a group commit accepts many messages at once, and
     // one message for all of them is one wake-up (and one queue claim) for delivery.
-    let pending: { accepted: QueueEntry[]; connections: number } | undefined;
+    let pending: { accepted: Array<{ entry: QueueEntry; handedOff: boolean }>; connections: number } | undefined;
     const report = () => {
       if (pending) return pending;
       pending = { accepted: [], connections: 0 };
@@ -149,7 +153,7 @@ async function runThread(data: ThreadData): Promise<void> {
       });
       return pending;
     };
-    server = new InboundServer({ config, queue, log, hostname: data.hostname, onAccepted: (entry) => void report().accepted.push(entry), onConnection: () => void report().connections++ });
+    server = new InboundServer({ config, queue, log, hostname: data.hostname, handoff: data.handoff, onAccepted: (entry, handedOff) => void report().accepted.push({ entry, handedOff }), onConnection: () => void report().connections++ });
     await server.start();
   } catch (err) {
     const e = err instanceof Relay365Error ? err : new Relay365Error('INTERNAL', (err as Error).message);

@@ -13,6 +13,8 @@ import { Relay365Error } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { EnqueueMeta, Queue, QueueEntry } from '../queue/index.js';
 import { patchSmtpStream } from './smtp-stream-patch.js';
+import { noteStreamed } from '../core/memory.js';
+import { giveCredits, handoffLeaseMs, takeCredits, type Handoff } from './handoff.js';
 import { addressProblem, buildAllowList, clientAllowed, matchesAddressPattern, verifyPassword } from './policy.js';
 
 // smtp-server waits a hard-coded 100 ms before every greeting to catch early talkers. Clients that
@@ -55,8 +57,11 @@ export interface InboundDeps {
   queue: Queue;
   log: Logger;
   hostname: string;
-  onAccepted(entry: QueueEntry): void;
+  /** `handedOff`: stored leased to delivery with one of its slots (./handoff.ts); start it. */
+  onAccepted(entry: QueueEntry, handedOff: boolean): void;
   onConnection?(): void;
+  /** Delivery's free slots: a message stored with one is handed to delivery leased (./handoff.ts). */
+  handoff?: Handoff;
 }
 
 const LOOPBACK = buildAllowList(['127.0.0.0/8', '::1/128']);
@@ -208,6 +213,7 @@ export class InboundServer {
         // The Message-ID is noted on the way through (the queue indexes it for searches).
         let head = '';
         for await (const chunk of stream) {
+          noteStreamed((chunk as Buffer).length);
           if (head.length < 64 * 1024 && meta.messageId === undefined) {
             head += (chunk as Buffer).toString('latin1');
             meta.messageId = /^Message-ID:\s*<([^>\r\n]+)>/im.exec(head.split(/\r?\n\r?\n/)[0]!)?.[1];
@@ -216,12 +222,22 @@ export class InboundServer {
         }
       })(),
     );
-    const entry = await this.deps.queue.enqueue(meta, body);
-    if ((stream as Readable & { sizeExceeded?: boolean }).sizeExceeded) {
-      await this.deps.queue.delete(entry.id);
-      throw Object.assign(new Error('too large'), { smtp: { code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed maximum message size' } });
+    const handoff = this.deps.handoff;
+    let credit = !!handoff && takeCredits(handoff, 1) === 1;
+    if (credit) meta.leaseTo = { owner: handoff!.owner, leaseMs: handoffLeaseMs(handoff!) };
+    try {
+      const entry = await this.deps.queue.enqueue(meta, body);
+      // A backend that does not lease at enqueue stores it 'incoming': delivery claims it instead.
+      const handedOff = credit && entry.leasedTo === handoff!.owner;
+      if ((stream as Readable & { sizeExceeded?: boolean }).sizeExceeded) {
+        await this.deps.queue.delete(entry.id);
+        throw Object.assign(new Error('too large'), { smtp: { code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed maximum message size' } });
+      }
+      if (handedOff) credit = false;
+      this.deps.onAccepted(entry, handedOff);
+      return entry;
+    } finally {
+      if (credit) giveCredits(handoff!, 1);
     }
-    this.deps.onAccepted(entry);
-    return entry;
   }
 }

@@ -60,11 +60,12 @@ export class RelayService {
     // The inbound server is created before the service object it reports to.
     const ref: { service?: RelayService } = {};
     const reports = {
-      onAccepted: (entry: QueueEntry) => {
+      onAccepted: (entry: QueueEntry, handedOff: boolean) => {
         ref.service?.events.emit('accepted', entry);
-        delivery.kick();
+        delivery.accepted(entry, handedOff);
       },
       onConnection: () => ref.service?.events.emit('connection'),
+      handoff: delivery.handoff,
     };
     // smtp-server is loaded only where it runs: in the inbound thread, or here without one.
     const inbound = config.relay.inbound_thread ? new InboundThread({ config, stateDir, log, hostname, ...reports }) : new (await import('./inbound.js')).InboundServer({ config, queue, log, hostname, ...reports });

@@ -6,6 +6,8 @@
  * relay's delivery CPU; this visits only line breaks. The output is the same byte for byte
  * (test/transport/dot-stuffing.test.ts compares both on random input split at random points).
  */
+import { noteStreamed } from '../core/memory.js';
+
 const CR = 0x0d;
 const LF = 0x0a;
 const DOT = 0x2e;
@@ -83,6 +85,7 @@ export async function patchNodemailerDataStream(): Promise<void> {
     if (!chunk || !chunk.length) return done();
     const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     this.inByteCount += buf.length;
+    noteStreamed(buf.length);
     const out = stuffChunk(buf, this.lastByte);
     this.outByteCount += out.length;
     this.push(out);

@@ -291,6 +291,25 @@ for (const name of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(await q.counts(), { incoming: 0, active: 0, deferred: 0, hold: 0, done: 5, bounced: 0 });
     });
 
+    test('enqueue with leaseTo: stored leased to that owner (SQLite hands off), or incoming where a backend does not', async (t) => {
+      const b = await withBackend(t, name);
+      if (!b) return;
+      const q = await b.open();
+      const e = await q.enqueue({ ...meta('lease'), leaseTo: { owner: 'host-a:1', leaseMs: 60_000 } }, body('Subject: lease\r\n\r\nx\r\n'));
+      assert.equal(!!e.leasedTo, name === 'sqlite', 'SQLite leases at enqueue; PostgreSQL claims as before');
+      if (e.leasedTo) {
+        assert.equal(e.state, 'active');
+        assert.equal(e.leasedTo, 'host-a:1');
+        assert.equal((await q.get(e.id))!.state, 'active', 'stored leased');
+        assert.deepEqual(await q.claim({ owner: 'host-b:1', limit: 10, leaseMs: 1000 }), [], 'not claimable while the lease runs');
+        const later = await q.claim({ owner: 'host-b:1', limit: 10, leaseMs: 1000, now: new Date(Date.now() + 61_000) });
+        assert.deepEqual(later.map((x) => x.id), [e.id], 'claimable once the lease ran out (its owner died)');
+      } else {
+        assert.equal(e.state, 'incoming');
+        assert.deepEqual((await q.claim({ owner: 'host-b:1', limit: 10, leaseMs: 1000 })).map((x) => x.id), [e.id]);
+      }
+    });
+
     test('hold, release, retry and delete follow the Postfix states', async (t) => {
       const b = await withBackend(t, name);
       if (!b) return;

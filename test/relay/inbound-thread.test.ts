@@ -104,6 +104,7 @@ test('the thread reports accepted messages, connections and its log lines (witho
   await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(accepted.map((e) => e.id), [id], "the main thread heard of the accepted message (and delivery was woken by it)");
   assert.equal(accepted[0]!.sender, ALICE);
+  assert.ok(accepted[0]!.leasedTo, 'handed to delivery leased, without a queue claim');
   assert.equal(connections, 2);
 
   const authLine = log.lines.find((l) => l.includes('relay AUTH failed'));

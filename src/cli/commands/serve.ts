@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { RelayService } from '../../relay/index.js';
-import { adminOptionsFor, startAdminServer } from '../../web/index.js';
 import { writeFileAtomic } from '../../core/fs.js';
 import { join } from 'node:path';
 import { hashPassword } from '../../relay/policy.js';
@@ -25,7 +24,9 @@ export function register(program: Command, ctx: CliContext): void {
       process.on('SIGHUP', () => (hup.reload ? hup.reload() : (hup.pending = true)));
       const service = await RelayService.start({ config: ctx.cfg, stateDir: ctx.stateDir(), log, env: ctx.env });
       const configFile = ctx.config().file;
-      const web = ctx.cfg.web.enabled ? await startAdminServer({ ...adminOptionsFor(service), log, configFile }) : undefined;
+      // The admin page (and prom-client, ~5 MB) is loaded only when it is enabled.
+      const webModule = ctx.cfg.web.enabled ? await import('../../web/index.js') : undefined;
+      const web = webModule ? await webModule.startAdminServer({ ...webModule.adminOptionsFor(service), log, configFile }) : undefined;
       if (web) await writeFileAtomic(join(ctx.stateDir(), 'relay.json'), `${JSON.stringify({ pid: process.pid, smtp: service.inbound.bound, web: web.url }, null, 2)}\n`, 0o644);
       hup.reload = () => {
         void (async () => {
