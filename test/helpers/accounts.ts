@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { before, after } from 'node:test';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { runCli } from './cli.js';
+import { runCli, tempDir } from './cli.js';
+import { sandbox } from './sandbox.js';
 
 export const DAEMON = '11111111-0000-4000-8000-000000000003';
 export const PUBLIC = '11111111-0000-4000-8000-000000000001';
@@ -13,4 +15,19 @@ export async function addAccount(sb: Sandbox, state: string, email: string, kind
       ? await runCli([...base, '--client-id', DAEMON, '--client-secret-env', 'S'], { env: { S: 'sandbox-daemon-secret' } })
       : await runCli([...base, '--client-id', PUBLIC, '--flow', 'password', '--username', email, '--password-env', 'PW'], { env: { PW: kind.password } });
   assert.equal(r.code, 0, r.stderr);
+}
+
+/**
+ * For a whole test file: a sandbox (mailbox rate limits raised) and a state directory holding
+ * one delegated account. Read `sb` and `state` inside tests (they are set by a before hook).
+ */
+export function sandboxWithAccount(email: string, password: string): { readonly sb: Sandbox; readonly state: string } {
+  const fixture = {} as { sb: Sandbox; state: string };
+  before(async () => {
+    fixture.sb = await sandbox({ limits: { messagesPerMinute: 1_000_000 } });
+    fixture.state = tempDir();
+    await addAccount(fixture.sb, fixture.state, email, { password });
+  });
+  after(() => fixture.sb.stop());
+  return fixture;
 }

@@ -3,33 +3,24 @@
  * reports to the main thread (accepted messages, connections, log lines without secrets), start-up
  * errors carried across, a clean stop, and the single-thread mode delivering the same way.
  */
-import { test, before, after, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { Writable } from 'node:stream';
-import { sandbox, RawClient } from '../helpers/sandbox.js';
+import { RawClient } from '../helpers/sandbox.js';
 import { tempDir } from '../helpers/cli.js';
-import { addAccount } from '../helpers/accounts.js';
+import { sandboxWithAccount } from '../helpers/accounts.js';
 import { relayYaml } from '../helpers/relay.js';
 import { RelayService, hashPassword } from '../../src/relay/index.js';
 import { parseConfigText } from '../../src/config/index.js';
 import { createLogger } from '../../src/core/log.js';
 import { Relay365Error } from '../../src/core/errors.js';
 import type { QueueEntry } from '../../src/queue/index.js';
-import type { Sandbox } from '../../src/sandbox/index.js';
 
 const ALICE = 'alice@contoso.onmicrosoft.com';
 const WRONG_PASSWORD = 'Wr0ng-pa55word-never-logged';
 
-let sb: Sandbox;
-let state: string;
-
-before(async () => {
-  sb = await sandbox({ limits: { messagesPerMinute: 1_000_000 } });
-  state = tempDir();
-  await addAccount(sb, state, ALICE, { password: 'alice-Passw0rd!' });
-});
-after(() => sb.stop());
+const fixture = sandboxWithAccount(ALICE, 'alice-Passw0rd!');
 
 function captureLog(): { lines: string[]; stream: Writable } {
   const lines: string[] = [];
@@ -44,9 +35,9 @@ function captureLog(): { lines: string[]; stream: Writable } {
 
 async function startRelay(t: TestContext, relayExtra: string, opts: { stream?: Writable } = {}): Promise<RelayService> {
   const dir = tempDir();
-  const yaml = relayYaml(sb, { relay: relayExtra }).replace('web:\n  port: 0', `queue:\n  dir: ${dir}/queue\nweb:\n  enabled: false`);
+  const yaml = relayYaml(fixture.sb, { relay: relayExtra }).replace('web:\n  port: 0', `queue:\n  dir: ${dir}/queue\nweb:\n  enabled: false`);
   const log = createLogger({ level: opts.stream ? 'info' : 'silent', destination: opts.stream });
-  const relay = await RelayService.start({ config: parseConfigText(yaml, 'thread.yaml').config, stateDir: state, log });
+  const relay = await RelayService.start({ config: parseConfigText(yaml, 'thread.yaml').config, stateDir: fixture.state, log });
   t.after(() => relay.stop());
   return relay;
 }
@@ -100,7 +91,7 @@ test('the thread reports accepted messages, connections and its log lines (witho
   const id = await sendOne(relay.smtpPort, 'via the inbound thread');
   const done = await settled(relay, id);
   assert.equal(done.state, 'done');
-  assert.ok(sb.mail.outbound().some((m) => m.raw.includes('Subject: via the inbound thread')), 'delivered upstream');
+  assert.ok(fixture.sb.mail.outbound().some((m) => m.raw.includes('Subject: via the inbound thread')), 'delivered upstream');
   await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(accepted.map((e) => e.id), [id], "the main thread heard of the accepted message (and delivery was woken by it)");
   assert.equal(accepted[0]!.sender, ALICE);
@@ -115,8 +106,8 @@ test('the thread reports accepted messages, connections and its log lines (witho
 
 test('a taken port fails start-up with the reason and the hint, carried from the thread', async (t) => {
   const first = await startRelay(t, '');
-  const yaml = relayYaml(sb).replace('port: 0 }', `port: ${first.smtpPort} }`).replace('web:\n  port: 0', `queue:\n  dir: ${tempDir()}/queue\nweb:\n  enabled: false`);
-  await assert.rejects(RelayService.start({ config: parseConfigText(yaml, 'taken.yaml').config, stateDir: state, log: createLogger({ level: 'silent' }) }), (err: unknown) => {
+  const yaml = relayYaml(fixture.sb).replace('port: 0 }', `port: ${first.smtpPort} }`).replace('web:\n  port: 0', `queue:\n  dir: ${tempDir()}/queue\nweb:\n  enabled: false`);
+  await assert.rejects(RelayService.start({ config: parseConfigText(yaml, 'taken.yaml').config, stateDir: fixture.state, log: createLogger({ level: 'silent' }) }), (err: unknown) => {
     assert.ok(err instanceof Relay365Error);
     assert.equal(err.code, 'NETWORK');
     assert.match(err.message, /EADDRINUSE/);
@@ -126,8 +117,8 @@ test('a taken port fails start-up with the reason and the hint, carried from the
 });
 
 test('stop() ends the thread and closes the listener', async () => {
-  const yaml = relayYaml(sb).replace('web:\n  port: 0', `queue:\n  dir: ${tempDir()}/queue\nweb:\n  enabled: false`);
-  const relay = await RelayService.start({ config: parseConfigText(yaml, 'stop.yaml').config, stateDir: state, log: createLogger({ level: 'silent' }) });
+  const yaml = relayYaml(fixture.sb).replace('web:\n  port: 0', `queue:\n  dir: ${tempDir()}/queue\nweb:\n  enabled: false`);
+  const relay = await RelayService.start({ config: parseConfigText(yaml, 'stop.yaml').config, stateDir: fixture.state, log: createLogger({ level: 'silent' }) });
   const port = relay.smtpPort;
   await relay.stop();
   const refused = await new Promise<boolean>((resolve) => {
@@ -144,5 +135,5 @@ test('inbound_thread: false accepts and delivers in one event loop', async (t) =
   const relay = await startRelay(t, '  inbound_thread: false');
   const id = await sendOne(relay.smtpPort, 'single event loop');
   assert.equal((await settled(relay, id)).state, 'done');
-  assert.ok(sb.mail.outbound().some((m) => m.raw.includes('Subject: single event loop')));
+  assert.ok(fixture.sb.mail.outbound().some((m) => m.raw.includes('Subject: single event loop')));
 });
