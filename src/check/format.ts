@@ -15,10 +15,10 @@ const MARK: Record<CheckStep['status'], string> = { pass: '✓', fail: '✗', wa
 const width = (s: string) => [...s].reduce((w, ch) => w + (/[\u1100-\uffff]/.test(ch) ? 2 : 1), 0);
 const pad = (s: string, n: number) => s + ' '.repeat(Math.max(0, n - width(s)));
 
-export function formatReport(report: CheckReport, lang: Lang, account?: string): string {
+export function formatReport(report: CheckReport, lang: Lang): string {
   const l = LABELS[lang];
   const names = STEP_NAMES[lang];
-  const fill = (s: string) => s.replace(/<account>|<アカウント>/g, account ?? report.account);
+  const fill = (s: string) => s.replace(/<account>|<アカウント>/g, report.account);
   const out: string[] = [];
   for (const p of report.protocols) {
     out.push(`${p.protocol.toUpperCase()} ${p.target} — ${report.account}`);

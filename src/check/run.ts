@@ -123,7 +123,7 @@ function explainError(e: unknown, protocol: CheckProtocol): Explanation | undefi
   if (e instanceof Relay365Error) {
     if (e.code === 'TLS') return ADVICE.tlsUnverified;
     if (e.code === 'NETWORK') return ADVICE.tcp;
-    const entry = explainReply(e.message, protocol === 'pop3' ? 'pop' : protocol);
+    const entry = explainReply(e.message, protocol);
     if (entry) return fromCatalogue(entry);
   }
   return undefined;
@@ -234,7 +234,8 @@ async function smtpCmd(s: LineSocket, line: string, secret?: string): Promise<Sm
   return smtpRead(s);
 }
 
-const firstLine = (r: SmtpReplyLines) => r.lines[r.lines.length - 1]!;
+/** The last line of a (multi-line) reply: the one with the verdict. */
+const finalLine = (r: SmtpReplyLines) => r.lines[r.lines.length - 1]!;
 
 async function smtpProbe(o: CheckOptions, rec: Recorder, s: LineSocket, ep: Endpoint, mailbox: string): Promise<void> {
   const ehlo = o.ehloName ?? 'relay365-check.localdomain';
@@ -272,26 +273,26 @@ async function smtpProbe(o: CheckOptions, rec: Recorder, s: LineSocket, ep: Endp
     if (reply.code === 334) reply = await smtpCmd(s, xoauth2(mailbox, t.token), '<XOAUTH2 initial response>');
     // A 334 here is an error challenge (Gmail style): answer with an empty line, read the verdict.
     if (reply.code === 334) reply = await smtpCmd(s, '');
-    if (reply.code !== 235) return { status: 'fail', detail: `as ${mailbox}`, reply: firstLine(reply), explanation: explainServerReply(firstLine(reply), 'smtp') };
-    return { detail: `${firstLine(reply)} (user=${mailbox})` };
+    if (reply.code !== 235) return { status: 'fail', detail: `as ${mailbox}`, reply: finalLine(reply), explanation: explainServerReply(finalLine(reply), 'smtp') };
+    return { detail: `${finalLine(reply)} (user=${mailbox})` };
   });
   await rec.step('mail-from', async () => {
     const r = await smtpCmd(s, `MAIL FROM:<${mailbox}>`);
     const reset = await smtpCmd(s, 'RSET');
-    if (r.code !== 250) return { status: 'fail', detail: `MAIL FROM:<${mailbox}>`, reply: firstLine(r), explanation: explainServerReply(firstLine(r), 'smtp') };
-    return { detail: `${firstLine(r)}; RSET ${reset.code}` };
+    if (r.code !== 250) return { status: 'fail', detail: `MAIL FROM:<${mailbox}>`, reply: finalLine(r), explanation: explainServerReply(finalLine(r), 'smtp') };
+    return { detail: `${finalLine(r)}; RSET ${reset.code}` };
   });
   if (o.sendTestTo) {
     const to = o.sendTestTo;
     await rec.step('test-message', async () => {
       for (const [cmd, want] of [[`MAIL FROM:<${mailbox}>`, 250], [`RCPT TO:<${to}>`, 250], ['DATA', 354]] as const) {
         const r = await smtpCmd(s, cmd);
-        if (r.code !== want) return { status: 'fail', detail: cmd, reply: firstLine(r), explanation: explainServerReply(firstLine(r), 'smtp') };
+        if (r.code !== want) return { status: 'fail', detail: cmd, reply: finalLine(r), explanation: explainServerReply(finalLine(r), 'smtp') };
       }
       for (const l of testMessage(mailbox, to).split('\r\n')) s.writeLine(l.startsWith('.') ? `.${l}` : l);
       const end = await smtpCmd(s, '.');
-      if (end.code !== 250) return { status: 'fail', detail: `to ${to}`, reply: firstLine(end), explanation: explainServerReply(firstLine(end), 'smtp') };
-      return { detail: `to ${to}: ${firstLine(end)}` };
+      if (end.code !== 250) return { status: 'fail', detail: `to ${to}`, reply: finalLine(end), explanation: explainServerReply(finalLine(end), 'smtp') };
+      return { detail: `to ${to}: ${finalLine(end)}` };
     });
   }
   await smtpCmd(s, 'QUIT').catch(() => undefined);

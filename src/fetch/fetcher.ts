@@ -57,6 +57,13 @@ async function token(o: FetchOptions): Promise<AccessToken> {
   return t;
 }
 
+/** A new token after the server refused `rejected`. */
+async function freshToken(o: FetchOptions, rejected: AccessToken): Promise<AccessToken> {
+  const t = await o.tokens.tokenRejected(o.account, rejected.token, { purpose: purposeOf(o.protocol) });
+  registerSecret(t.token);
+  return t;
+}
+
 /** One pass over the mailbox. */
 export async function fetchOnce(o: FetchOptions): Promise<FetchResult> {
   return o.protocol === 'imap' ? withImap(o, (client, user) => imapPass(o, client, user)) : pop3Pass(o);
@@ -99,8 +106,7 @@ async function connectImap(o: FetchOptions): Promise<{ client: ImapFlow; user: s
       client.close();
       const err = imapError(e, user, 'AUTHENTICATE', mechanism);
       if (attempt === 0 && err.code === 'IMAP_AUTH' && err.details?.catalogue !== 'imap-not-connected') {
-        t = await o.tokens.tokenRejected(o.account, t.token, { purpose: 'imap' });
-        registerSecret(t.token);
+        t = await freshToken(o, t);
         continue;
       }
       throw err;
@@ -130,8 +136,10 @@ async function imapPass(o: FetchOptions, client: ImapFlow, user: string): Promis
     const query: Record<string, unknown> = { all: true };
     if (o.unseen) query.seen = false;
     if (o.since) query.since = o.since;
-    const uids = box.exists ? ((await client.search(query, { uid: true })) || []) : [];
-    const all = box.exists ? ((await client.search({ all: true }, { uid: true })) || []) : [];
+    const search = async (q: Record<string, unknown>) => (box.exists ? (await client.search(q, { uid: true })) || [] : []);
+    const all = await search({ all: true });
+    // Without --unseen/--since the wanted messages are all of them: one SEARCH, not two.
+    const uids = o.unseen || o.since ? await search(query) : all;
     await state.retainOnly(all);
     for (const uid of uids) {
       if (state.has(uid)) {
@@ -183,25 +191,25 @@ function imapError(e: unknown, user: string, stage: string, mechanism = 'XOAUTH2
 
 // ---------------------------------------------------------------------------------------- POP3
 
-async function pop3Pass(o: FetchOptions): Promise<FetchResult> {
+/** Connects and authenticates, retrying once with a fresh token when the server refuses the first (as connectImap). */
+async function connectPop3(o: FetchOptions): Promise<{ client: Pop3Client; user: string }> {
   let t = await token(o);
   const user = o.mailbox ?? t.username;
-  let client = await Pop3Client.connect({ host: o.host, port: o.port, tls: o.tls, caFile: o.caFile, timeoutMs: o.timeoutMs, transcript: o.transcript });
-  try {
-    await client.authXoauth2(user, t.token);
-  } catch (e) {
-    client.close();
-    if (!(e instanceof Relay365Error) || e.code !== 'POP_AUTH') throw e;
-    t = await o.tokens.tokenRejected(o.account, t.token, { purpose: 'pop' });
-    registerSecret(t.token);
-    client = await Pop3Client.connect({ host: o.host, port: o.port, tls: o.tls, caFile: o.caFile, timeoutMs: o.timeoutMs, transcript: o.transcript });
+  for (let attempt = 0; ; attempt++) {
+    const client = await Pop3Client.connect({ host: o.host, port: o.port, tls: o.tls, caFile: o.caFile, timeoutMs: o.timeoutMs, transcript: o.transcript });
     try {
       await client.authXoauth2(user, t.token);
-    } catch (e2) {
+      return { client, user };
+    } catch (e) {
       client.close();
-      throw e2;
+      if (attempt > 0 || !(e instanceof Relay365Error) || e.code !== 'POP_AUTH') throw e;
+      t = await freshToken(o, t);
     }
   }
+}
+
+async function pop3Pass(o: FetchOptions): Promise<FetchResult> {
+  const { client, user } = await connectPop3(o);
   const result: FetchResult = { delivered: 0, alreadyFetched: 0, deleted: 0, markedSeen: 0, mailbox: user };
   try {
     const state = await FetchState.open(o.stateDir, [o.account, user, 'pop3', o.host, 'INBOX']);

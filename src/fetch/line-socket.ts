@@ -10,8 +10,6 @@ import { readFileSync } from 'node:fs';
 import { TransportError } from '../core/errors.js';
 import { redactText } from '../core/redact.js';
 
-export type TlsMode = 'implicit' | 'starttls' | 'none';
-
 export interface LineSocketOptions {
   host: string;
   port: number;
@@ -121,14 +119,6 @@ export class LineSocket {
     }
   }
 
-  /** Exactly `n` raw octets (IMAP literals). */
-  async readBytes(n: number): Promise<Buffer> {
-    while (this.buffer.length < n) await this.more();
-    const out = this.buffer.subarray(0, n);
-    this.buffer = this.buffer.subarray(n);
-    return Buffer.from(out);
-  }
-
   /**
    * A POP3 multi-line body up to the "." line, dot-unstuffed, lines joined with CRLF. Not put in
    * the transcript: message content is data, not protocol.
@@ -197,15 +187,6 @@ export class LineSocket {
 
   close(): void {
     this.socket.destroy();
-  }
-
-  /** Resolves when the server has closed the connection (or after `ms`). */
-  async closedByPeer(ms = 2000): Promise<boolean> {
-    const deadline = Date.now() + ms;
-    while (!this.closed && Date.now() < deadline) {
-      await Promise.race([new Promise<void>((r) => (this.waiter = r)), new Promise((r) => setTimeout(r, Math.max(1, deadline - Date.now())))]);
-    }
-    return this.closed;
   }
 }
 

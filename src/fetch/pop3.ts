@@ -1,7 +1,7 @@
 /**
  * A small POP3 client (RFC 1939, STLS from RFC 2595, AUTH from RFC 5034) with SASL XOAUTH2.
  * Hand-written because no npm POP3 client supports AUTH XOAUTH2. It does only what `fetch` needs:
- * CAPA, STLS, AUTH XOAUTH2, UIDL, RETR, DELE, QUIT. Deletions take effect at QUIT (RFC 1939), so
+ * STLS, AUTH XOAUTH2, UIDL, RETR, DELE, QUIT. Deletions take effect at QUIT (RFC 1939), so
  * a connection that dies before QUIT deletes nothing.
  */
 import { TransportError } from '../core/errors.js';
@@ -20,15 +20,13 @@ export interface Pop3Options {
 }
 
 export class Pop3Client {
-  greeting = '';
-
   private constructor(private readonly sock: LineSocket) {}
 
   static async connect(options: Pop3Options): Promise<Pop3Client> {
     const sock = await LineSocket.connect({ host: options.host, port: options.port, implicitTls: options.tls === 'implicit', caFile: options.caFile, timeoutMs: options.timeoutMs, transcript: options.transcript });
     const client = new Pop3Client(sock);
     try {
-      client.greeting = await client.expectOk(await sock.readLine(), 'greeting');
+      client.expectOk(await sock.readLine(), 'greeting');
       if (options.tls === 'starttls') {
         await client.command('STLS');
         await sock.upgrade();
@@ -51,11 +49,6 @@ export class Pop3Client {
     return this.expectOk(await this.sock.readLine(), line.split(' ')[0]!);
   }
 
-  async capabilities(): Promise<string[]> {
-    await this.command('CAPA');
-    return (await this.sock.readDotBody()).toString('latin1').split('\r\n').filter(Boolean);
-  }
-
   /** AUTH XOAUTH2 in the two-step form Microsoft documents (fact sheet §3.4). */
   async authXoauth2(user: string, token: string): Promise<string> {
     this.sock.writeLine('AUTH XOAUTH2');
@@ -70,11 +63,6 @@ export class Pop3Client {
     }
     if (!reply.startsWith('+OK')) throw popError(reply, 'AUTH', user);
     return reply;
-  }
-
-  async stat(): Promise<{ count: number; size: number }> {
-    const [, count, size] = (await this.command('STAT')).split(' ');
-    return { count: Number(count), size: Number(size) };
   }
 
   /** Message number → unique id, for every message not marked deleted. */
@@ -97,10 +85,6 @@ export class Pop3Client {
 
   async dele(n: number): Promise<void> {
     await this.command(`DELE ${n}`);
-  }
-
-  async noop(): Promise<void> {
-    await this.command('NOOP');
   }
 
   /** Ends the session; this is when the server removes messages marked with DELE. */

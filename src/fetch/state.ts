@@ -44,10 +44,6 @@ export class FetchState {
     return new FetchState(path, data);
   }
 
-  get uidValidity(): string | undefined {
-    return this.data.uidValidity;
-  }
-
   /** A new UIDVALIDITY makes the old UIDs meaningless (RFC 3501 §2.3.1.1): forget them. */
   async resetIfUidValidityChanged(uidValidity: string): Promise<boolean> {
     if (this.data.uidValidity === uidValidity) return false;
@@ -78,10 +74,6 @@ export class FetchState {
       }
     }
     if (changed) await this.save();
-  }
-
-  get size(): number {
-    return this.set.size;
   }
 
   private async save(): Promise<void> {

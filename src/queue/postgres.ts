@@ -299,7 +299,22 @@ export class PostgresQueue implements Queue {
     } finally {
       client?.release(broken);
     }
-    return (await this.get(id))!;
+    // What was just committed, without reading it back (as ./sqlite.ts): no round trips before the 250.
+    return {
+      id,
+      state: 'incoming',
+      sender: meta.sender,
+      recipients: [...new Set(meta.recipients)].map((address) => ({ address, state: 'pending' })),
+      size,
+      createdAt: new Date(now).toISOString(),
+      nextAttemptAt: new Date(now).toISOString(),
+      expiresAt: new Date(expires).toISOString(),
+      attempts: 0,
+      ...(meta.clientIp ? { clientIp: meta.clientIp } : {}),
+      ...(meta.authUser ? { authUser: meta.authUser } : {}),
+      ...(meta.messageId ? { messageId: meta.messageId } : {}),
+      history: [],
+    };
   }
 
   async claim(options: { owner: string; limit: number; leaseMs: number; now?: Date }): Promise<QueueEntry[]> {
@@ -353,8 +368,8 @@ export class PostgresQueue implements Queue {
     }
   }
 
-  async recordAttempt(id: string, a: QueueAttempt): Promise<void> {
-    await this.query('Could not record the attempt', `INSERT INTO ${this.t('attempts')} (entry_id, at, route, recipients, reply, duration_ms, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [id, a.at, a.route, a.recipients, a.reply, Math.round(a.durationMs), a.outcome]);
+  private attemptInsert(id: string, a: QueueAttempt): [string, unknown[]] {
+    return [`INSERT INTO ${this.t('attempts')} (entry_id, at, route, recipients, reply, duration_ms, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [id, a.at, a.route, a.recipients, a.reply, Math.round(a.durationMs), a.outcome]];
   }
 
   async settle(id: string, o: SettleOutcome): Promise<QueueEntry> {
@@ -367,7 +382,7 @@ export class PostgresQueue implements Queue {
       await this.tx(async (c) => {
         const locked = await c.query(`SELECT id FROM ${this.t('entries')} WHERE id = $1 FOR UPDATE`, [id]);
         if (!locked.rowCount) throw new QueueError('QUEUE_NOT_FOUND', `No queue entry ${id}.`);
-        for (const a of o.attempts ?? []) await c.query(`INSERT INTO ${this.t('attempts')} (entry_id, at, route, recipients, reply, duration_ms, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [id, a.at, a.route, a.recipients, a.reply, Math.round(a.durationMs), a.outcome]);
+        for (const a of o.attempts ?? []) await c.query(...this.attemptInsert(id, a));
         const addrs = [...updates.keys()];
         await c.query(
           `UPDATE ${this.t('recipients')} r SET state = u.state, last_reply = u.reply

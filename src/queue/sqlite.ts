@@ -315,10 +315,6 @@ export class SqliteQueue implements Queue {
     return row ? Readable.from([row.data]) : createReadStream(this.bodyPath(id), { highWaterMark: INLINE_MAX });
   }
 
-  async recordAttempt(id: string, a: QueueAttempt): Promise<void> {
-    this.insertAttempt(id, a);
-  }
-
   private insertAttempt(id: string, a: QueueAttempt): void {
     this.sqlStatement('INSERT INTO attempts (entry_id, at, route, recipients, reply, duration_ms, outcome) VALUES (?, ?, ?, ?, ?, ?, ?)').run(id, a.at, a.route, a.recipients.join(','), a.reply, a.durationMs, a.outcome);
   }

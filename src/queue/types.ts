@@ -76,7 +76,6 @@ export interface Queue {
   claim(options: { owner: string; limit: number; leaseMs: number; now?: Date }): Promise<QueueEntry[]>;
   /** A fresh stream of the message each call. */
   openBody(id: string): Readable;
-  recordAttempt(id: string, attempt: QueueAttempt): Promise<void>;
   settle(id: string, outcome: SettleOutcome): Promise<QueueEntry>;
   hold(id: string): Promise<boolean>;
   release(id: string): Promise<boolean>;

@@ -86,7 +86,6 @@ const DELAY_NOTICE_ROUTE = 'delay-notice';
 export class DeliveryEngine {
   readonly events = new EventEmitter();
   private timer?: NodeJS.Timeout;
-  private running = 0;
   private readonly inflight = new Set<Promise<void>>();
   private readonly transports = new Map<string, Transport>();
   private readonly heldUntil = new Map<string, number>();
@@ -116,8 +115,8 @@ export class DeliveryEngine {
    * A message was accepted: one the inbound side handed off (stored leased to this engine, with
    * one of its slots) starts now; any other wakes the workers to claim it.
    */
-  accepted(entry: QueueEntry, handedOff: boolean): void {
-    if (handedOff) this.run(entry);
+  accepted(entry: QueueEntry): void {
+    if (entry.leasedTo === this.owner) this.run(entry);
     else this.kick();
   }
 
@@ -207,11 +206,9 @@ export class DeliveryEngine {
 
   /** Delivers one leased entry in a slot already taken; the slot is a credit again afterwards. */
   private run(entry: QueueEntry): void {
-    this.running++;
     const p = this.process(entry)
       .catch((err) => this.deps.log.error({ err, queueId: entry.id }, 'delivery crashed; entry will be retried'))
       .finally(() => {
-        this.running--;
         giveCredits(this.handoff, 1);
         this.inflight.delete(p);
         if (this.mayHaveWork) this.scheduleTick();

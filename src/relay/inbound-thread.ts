@@ -32,7 +32,7 @@ type ToThread = { t: 'reconfigure'; config: Config } | { t: 'stop' };
 type FromThread =
   | { t: 'listening'; bound: Bound }
   | { t: 'failed'; error: { code: ErrorCode; message: string; hint?: string; temporary?: boolean } }
-  | { t: 'events'; accepted: Array<{ entry: QueueEntry; handedOff: boolean }>; connections: number }
+  | { t: 'events'; accepted: QueueEntry[]; connections: number }
   | { t: 'log'; level: LogLevel; obj: unknown; msg?: string }
   | { t: 'stopped' };
 
@@ -44,7 +44,7 @@ export interface InboundThreadDeps {
   stateDir: string;
   hostname: string;
   log: Logger;
-  onAccepted(entry: QueueEntry, handedOff: boolean): void;
+  onAccepted(entry: QueueEntry): void;
   onConnection?(): void;
   /** Shared with the thread (its Int32Array lives in a SharedArrayBuffer). */
   handoff?: Handoff;
@@ -79,7 +79,7 @@ export class InboundThread {
             return reject(new Relay365Error(m.error.code, m.error.message, { hint: m.error.hint, temporary: m.error.temporary }));
           case 'events':
             for (let i = 0; i < m.connections; i++) this.deps.onConnection?.();
-            for (const a of m.accepted) this.deps.onAccepted(a.entry, a.handedOff);
+            for (const e of m.accepted) this.deps.onAccepted(e);
             return;
           case 'log':
             return this.deps.log[m.level](m.obj as object, m.msg);
@@ -143,7 +143,7 @@ async function runThread(data: ThreadData): Promise<void> {
     queue = await openQueue({ backend: config.queue.backend, dir: config.queue.dir, postgres_url: config.queue.postgres_url, max_message_size: config.relay.max_message_size, max_lifetime_seconds: config.delivery.max_lifetime_seconds }, { stateDir: data.stateDir, log });
     // Reported once per turn of the event loop: a group commit accepts many messages at once, and
     // one message for all of them is one wake-up (and one queue claim) for delivery.
-    let pending: { accepted: Array<{ entry: QueueEntry; handedOff: boolean }>; connections: number } | undefined;
+    let pending: { accepted: QueueEntry[]; connections: number } | undefined;
     const report = () => {
       if (pending) return pending;
       pending = { accepted: [], connections: 0 };
@@ -153,7 +153,7 @@ async function runThread(data: ThreadData): Promise<void> {
       });
       return pending;
     };
-    server = new InboundServer({ config, queue, log, hostname: data.hostname, handoff: data.handoff, onAccepted: (entry, handedOff) => void report().accepted.push({ entry, handedOff }), onConnection: () => void report().connections++ });
+    server = new InboundServer({ config, queue, log, hostname: data.hostname, handoff: data.handoff, onAccepted: (entry) => void report().accepted.push(entry), onConnection: () => void report().connections++ });
     await server.start();
   } catch (err) {
     const e = err instanceof Relay365Error ? err : new Relay365Error('INTERNAL', (err as Error).message);

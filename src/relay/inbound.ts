@@ -57,8 +57,8 @@ export interface InboundDeps {
   queue: Queue;
   log: Logger;
   hostname: string;
-  /** `handedOff`: stored leased to delivery with one of its slots (./handoff.ts); start it. */
-  onAccepted(entry: QueueEntry, handedOff: boolean): void;
+  /** An entry leased to delivery (`leasedTo`) was handed off with one of its slots (./handoff.ts). */
+  onAccepted(entry: QueueEntry): void;
   onConnection?(): void;
   /** Delivery's free slots: a message stored with one is handed to delivery leased (./handoff.ts). */
   handoff?: Handoff;
@@ -227,14 +227,14 @@ export class InboundServer {
     if (credit) meta.leaseTo = { owner: handoff!.owner, leaseMs: handoffLeaseMs(handoff!) };
     try {
       const entry = await this.deps.queue.enqueue(meta, body);
-      // A backend that does not lease at enqueue stores it 'incoming': delivery claims it instead.
-      const handedOff = credit && entry.leasedTo === handoff!.owner;
       if ((stream as Readable & { sizeExceeded?: boolean }).sizeExceeded) {
         await this.deps.queue.delete(entry.id);
         throw Object.assign(new Error('too large'), { smtp: { code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed maximum message size' } });
       }
-      if (handedOff) credit = false;
-      this.deps.onAccepted(entry, handedOff);
+      // A backend that does not lease at enqueue stores it 'incoming' (the slot goes back below
+      // and delivery claims the entry).
+      if (entry.leasedTo === handoff?.owner) credit = false;
+      this.deps.onAccepted(entry);
       return entry;
     } finally {
       if (credit) giveCredits(handoff!, 1);

@@ -60,9 +60,9 @@ export class RelayService {
     // The inbound server is created before the service object it reports to.
     const ref: { service?: RelayService } = {};
     const reports = {
-      onAccepted: (entry: QueueEntry, handedOff: boolean) => {
+      onAccepted: (entry: QueueEntry) => {
         ref.service?.events.emit('accepted', entry);
-        delivery.accepted(entry, handedOff);
+        delivery.accepted(entry);
       },
       onConnection: () => ref.service?.events.emit('connection'),
       handoff: delivery.handoff,

@@ -259,10 +259,10 @@ export function draftFrom(parsed: ParsedMail, envelopeTo: string[]): Record<stri
  * existing Bcc field since a message may carry only one.
  */
 export function withEnvelopeBcc(raw: Buffer, envelopeTo: string[]): Buffer {
-  const text = raw.toString('latin1');
-  const blank = /\r?\n\r?\n/.exec(text);
-  const cut = blank ? blank.index + (blank[0].startsWith('\r\n') ? 2 : 1) : text.length;
-  const lines = text.slice(0, cut).split(/(?<=\n)/);
+  // Only the header block is decoded; the body (up to 150 MB) is passed through as bytes.
+  const blank = [raw.indexOf('\n\n'), raw.indexOf('\n\r\n')].filter((i) => i >= 0).reduce((a, b) => Math.min(a, b), Infinity);
+  const cut = Number.isFinite(blank) ? blank + 1 : raw.length;
+  const lines = raw.toString('latin1', 0, cut).split(/(?<=\n)/);
   const fields: Array<{ name: string; lines: string[] }> = [];
   for (const line of lines) {
     if (/^[ \t]/.test(line) && fields.length) fields[fields.length - 1]!.lines.push(line);
@@ -272,9 +272,9 @@ export function withEnvelopeBcc(raw: Buffer, envelopeTo: string[]): Buffer {
   const named = new Set(addrs(['to', 'cc', 'bcc']).map((a) => a.toLowerCase()));
   const missing = envelopeTo.filter((r) => !named.has(r.toLowerCase()));
   if (missing.length === 0) return raw;
-  const eol = blank?.[0].startsWith('\r\n') || !blank ? '\r\n' : '\n';
+  const eol = !Number.isFinite(blank) || raw[blank - 1] === 0x0d ? '\r\n' : '\n';
   const bcc = [...addrs(['bcc']), ...missing];
   const kept = fields.filter((f) => f.name !== 'bcc').flatMap((f) => f.lines);
   const head = `Bcc: ${bcc.join(',\r\n ').replace(/\r\n/g, eol)}${eol}`;
-  return Buffer.from(head + kept.join('') + text.slice(cut), 'latin1');
+  return Buffer.concat([Buffer.from(head + kept.join(''), 'latin1'), raw.subarray(cut)]);
 }

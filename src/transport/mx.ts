@@ -106,11 +106,8 @@ export class MxTransport implements Transport {
         if (!address) continue;
         try {
           const r = await this.deliverTo(address, { ...envelope, to: rcpts }, message);
-          // nodemailer reports addresses with the domain lower-cased; the queue settles
-          // recipients by their exact envelope spelling, so map the answers back to it.
-          const original = (a: string) => rcpts.find((x) => x.toLowerCase() === a.toLowerCase()) ?? a;
-          accepted.push(...r.accepted.map(original));
-          rejected.push(...r.rejected.map((f) => ({ ...f, recipient: original(f.recipient) })));
+          accepted.push(...r.accepted);
+          rejected.push(...r.rejected);
           responses.push(`${domain}: ${r.response}`);
           lastError = undefined;
           break;

@@ -7,7 +7,6 @@ import type { EventEmitter } from 'node:events';
 import type { DeliveryEvent } from '../relay/index.js';
 
 export type Series = 'accepted' | 'delivered' | 'deferred' | 'bounced';
-export const SERIES: Series[] = ['accepted', 'delivered', 'deferred', 'bounced'];
 
 export interface MinuteBucket {
   /** Start of the minute, epoch ms. */

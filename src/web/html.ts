@@ -39,10 +39,6 @@ export function verbatim(text: string): Html {
   return new Html(escapeHtml(text));
 }
 
-export function when(condition: unknown, fragment: () => Html): Html | '' {
-  return condition ? fragment() : '';
-}
-
 export function formatTime(iso: string | number | undefined, now = Date.now()): Html {
   if (iso === undefined || iso === '') return html`<span class="muted">—</span>`;
   const t = typeof iso === 'number' ? iso : Date.parse(iso);

@@ -27,7 +27,7 @@ import { LoginThrottle, SessionStore, checkLogin, cookieNames, parseCookies, ran
 import { TrafficHistory } from './history.js';
 import { RelayMetrics } from './metrics.js';
 import { SignIns } from './signin.js';
-import { QUEUE_STATES, accountsPage, configPage, dashboardPage, errorPage, loginPage, queueEntryPage, queueListPage, signInPage, type AddAccountForm, type PageContext } from './views.js';
+import { QUEUE_STATES, accountAnchor, accountsPage, configPage, dashboardPage, errorPage, loginPage, queueEntryPage, queueListPage, signInPage, type AddAccountForm, type PageContext } from './views.js';
 
 export interface AdminServerOptions {
   /** The whole configuration: `web.*` drives the listener, the rest is shown (masked) on the page. */
@@ -254,7 +254,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       queueError = (err as Error).message;
     }
     const accounts = await tokens.accounts().catch(() => []);
-    sendPage(res, 200, dashboardPage(pageContext(session), { counts, history: history.lastHour(), sinceMs: Date.now() - history.startedAt, failures, accounts, queueError }));
+    sendPage(res, 200, dashboardPage(pageContext(session), { counts, history: history.lastHour(), startedAt: history.startedAt, failures, accounts, queueError }));
   }
 
   async function queueList(session: Session, url: URL, res: ServerResponse): Promise<void> {
@@ -299,12 +299,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
 
   async function accounts(session: Session, res: ServerResponse, form = emptyForm(), formError?: string, status = 200): Promise<void> {
     const list = await tokens.accounts();
-    sendPage(res, status, accountsPage(pageContext(session), { accounts: list, form, formError, clouds: Object.keys(CLOUDS), signIns: signInList() }));
-  }
-
-  const startedSignIns: string[] = [];
-  function signInList() {
-    return startedSignIns.map((id) => signIns.get(id)).filter((s) => s !== undefined);
+    sendPage(res, status, accountsPage(pageContext(session), { accounts: list, form, formError, clouds: Object.keys(CLOUDS), signIns: signIns.list() }));
   }
 
   async function addAccount(session: Session, form: URLSearchParams, res: ServerResponse): Promise<void> {
@@ -349,7 +344,6 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     };
     try {
       const s = await signIns.start(rec, f.flow, 'add');
-      startedSignIns.push(s.id);
       log.info({ user: session.user, account: rec.email, flow: f.flow }, 'admin started adding an account');
       redirect(res, `/accounts/signin/${s.id}`);
     } catch (err) {
@@ -370,14 +364,13 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         session.flash = { kind: 'bad', text: `Refreshing ${rec.email} failed: ${e.message}${e.hint ? ` Fix: ${e.hint}` : ''}` };
       }
       log.info({ user: session.user, account: rec.email, action }, 'admin account action');
-      return redirect(res, `/accounts#acct-${rec.email.replace(/[^a-z0-9]+/g, '-')}`);
+      return redirect(res, `/accounts#acct-${accountAnchor(rec.email)}`);
     }
     if (action !== 'reauth') throw new HttpError(404, 'Unknown action.');
     if (rec.flow === 'client-credentials') throw new OAuthError('OAUTH_FLOW', `${rec.email} uses client credentials: there is nothing to sign in; use “Refresh token now”, or replace the secret with relay365 account add.`);
     const flow = form.get('flow') === 'device' ? 'device' : 'browser';
     rec.flow = flow;
     const s = await signIns.start(rec, flow, 'reauth');
-    startedSignIns.push(s.id);
     log.info({ user: session.user, account: rec.email, flow }, 'admin started re-authorizing an account');
     redirect(res, `/accounts/signin/${s.id}`);
   }

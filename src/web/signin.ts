@@ -36,6 +36,9 @@ interface Running {
 const MAX_RUNNING = 8;
 const KEEP_FINISHED_MS = 30 * 60_000;
 
+/** Not finished yet: the flow is (or is about to be) waiting for the user. */
+const open = (s: SignIn) => s.status === 'starting' || s.status === 'waiting';
+
 export class SignIns {
   private readonly running = new Map<string, Running>();
 
@@ -47,13 +50,18 @@ export class SignIns {
     return this.running.get(id)?.info;
   }
 
+  /** Every sign-in still kept (waiting, or finished in the last 30 minutes). */
+  list(): SignIn[] {
+    return [...this.running.values()].map((r) => r.info);
+  }
+
   /**
    * Starts the flow for `rec` and resolves once there is something to show (the authorization URL
    * or the device code), or the flow failed before that.
    */
   async start(rec: AccountRecord, flow: SignInFlow, purpose: SignIn['purpose']): Promise<SignIn> {
     this.sweep();
-    if ([...this.running.values()].filter((r) => r.info.status === 'waiting' || r.info.status === 'starting').length >= MAX_RUNNING) {
+    if (this.list().filter(open).length >= MAX_RUNNING) {
       throw new OAuthError('OAUTH_FLOW', `Too many sign-ins are waiting (${MAX_RUNNING}); finish or cancel one first.`);
     }
     // Bad endpoints or a missing certificate throw here, before anything is registered.
@@ -127,7 +135,7 @@ export class SignIns {
 
   cancel(id: string): boolean {
     const run = this.running.get(id);
-    if (!run || run.info.status !== 'waiting') return false;
+    if (!run || !open(run.info)) return false;
     run.info.status = 'cancelled';
     run.abort.abort();
     return true;
@@ -135,7 +143,7 @@ export class SignIns {
 
   /** Abort every waiting sign-in (the admin listener is stopping). */
   stop(): void {
-    for (const run of this.running.values()) if (run.info.status === 'waiting' || run.info.status === 'starting') this.cancel(run.info.id);
+    for (const id of this.running.keys()) this.cancel(id);
   }
 
   private async store(rec: AccountRecord, set: TokenSet, purpose: SignIn['purpose']): Promise<void> {

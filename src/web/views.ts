@@ -97,13 +97,9 @@ ${opts.error ? html`<div class="notice bad" role="alert" id="login-error">${opts
 /** The cause and fix for an upstream reply or a relay365 message, from the error catalogue. */
 export function explanation(text: string | undefined): { cause: string; fix: string } | undefined {
   if (!text) return undefined;
+  // explainReply() falls back to an AADSTS code quoted in the text.
   const entry = explainReply(text);
   if (entry) return entry.en;
-  const aad = /AADSTS(\d+)/.exec(text);
-  if (aad) {
-    const e = explainAadsts(Number(aad[1]));
-    if (e) return e.en;
-  }
   // relay365's own deferral reasons (src/relay/delivery.ts).
   if (/No route: no accounts configured/i.test(text)) return { cause: 'No account is configured, so nothing can be delivered yet.', fix: 'Add an account on the Accounts page, then retry the deferred messages.' };
   if (/No route: no account for sender/i.test(text)) return { cause: 'No account matches the envelope sender and no routing rule names one.', fix: 'Add an account for this sender, or a rule in relay.rules that routes it through an existing account (rewrite_sender for devices with a fixed From).' };
@@ -137,7 +133,8 @@ function recipientsSummary(e: QueueEntry, max = 2): Html {
 export interface DashboardData {
   counts: QueueCounts;
   history: MinuteBucket[];
-  sinceMs: number;
+  /** When this process started counting (epoch ms). */
+  startedAt: number;
   failures: QueueEntry[];
   accounts: AccountSummary[];
   queueError?: string;
@@ -151,11 +148,11 @@ export function dashboardPage(ctx: PageContext, d: DashboardData): string {
 <div id="dashboard" data-refresh="3">
 ${d.queueError ? html`<div class="notice bad" role="alert"><b>The queue does not answer:</b> ${d.queueError}</div>` : ''}
 ${d.accounts.length === 0 ? html`<div class="notice warn" id="no-accounts">No account is configured: messages wait in the queue until one is added. <a href="/accounts#add">Add an account</a>.</div>` : ''}
-${troubled.map((a) => html`<div class="notice bad account-trouble">Account <b>${a.email}</b> ${a.state === 'valid' ? html`has a valid token, but its login was refused` : html`is <b>${a.state}</b>`}${a.lastError ? html`: ${a.lastError.message}` : ''}. <a href="/accounts#acct-${anchor(a.email)}">Fix it on the Accounts page</a>.</div>`)}
+${troubled.map((a) => html`<div class="notice bad account-trouble">Account <b>${a.email}</b> ${a.state === 'valid' ? html`has a valid token, but its login was refused` : html`is <b>${a.state}</b>`}${a.lastError ? html`: ${a.lastError.message}` : ''}. <a href="/accounts#acct-${accountAnchor(a.email)}">Fix it on the Accounts page</a>.</div>`)}
 <section aria-labelledby="depth-h"><h2 id="depth-h">Queue</h2>
 <div class="cards">${QUEUE_STATES.map((s) => html`<a class="stat ${cls[s]}" href="/queue?state=${s}" id="count-${s}"><span class="n">${d.counts[s]}</span><span class="label">${s}</span></a>`)}</div>
 </section>
-<section aria-labelledby="rate-h"><h2 id="rate-h">Messages per minute <span class="muted">— last hour${d.sinceMs < 3600_000 ? html`, since the relay started ${formatTime(Date.now() - d.sinceMs)}` : ''}</span></h2>
+<section aria-labelledby="rate-h"><h2 id="rate-h">Messages per minute <span class="muted">— last hour${Date.now() - d.startedAt < 3600_000 ? html`, since the relay started ${formatTime(d.startedAt)}` : ''}</span></h2>
 ${trafficChart(d.history)}
 </section>
 <section aria-labelledby="fail-h"><h2 id="fail-h">Recent failures</h2>
@@ -169,7 +166,8 @@ ${d.failures.map((e) => html`<tr><td class="mono"><a href="/queue/${verbatim(e.i
   return layout(ctx, 'dashboard', 'Dashboard', body);
 }
 
-function anchor(email: string): string {
+/** The id of an account's row on the Accounts page (without the `acct-` prefix). */
+export function accountAnchor(email: string): string {
   return email.toLowerCase().replace(/[^a-z0-9]+/g, '-');
 }
 
@@ -309,7 +307,7 @@ function accountRow(ctx: PageContext, a: AccountSummary): Html {
   }
   actions.push(postButton(ctx, `${path}/refresh`, 'Refresh token now', { kind: 'secondary' }));
   const left = a.expiresInSeconds;
-  return html`<tr id="acct-${anchor(a.email)}"><td><b>${a.email}</b>${a.mailbox !== a.email ? html`<br><span class="muted">as ${a.mailbox}</span>` : ''}<br><span class="muted">${a.purposes.join(', ')} · tenant ${a.tenant}</span></td>
+  return html`<tr id="acct-${accountAnchor(a.email)}"><td><b>${a.email}</b>${a.mailbox !== a.email ? html`<br><span class="muted">as ${a.mailbox}</span>` : ''}<br><span class="muted">${a.purposes.join(', ')} · tenant ${a.tenant}</span></td>
 <td>${stateBadge(a.state)}</td><td>${a.flow}</td>
 <td class="num">${left === undefined ? html`<span class="muted">no token</span>` : left === 0 ? html`<span class="badge warn">expired</span>` : formatDuration(left)}</td>
 <td>${formatTime(a.lastRefresh)}</td>

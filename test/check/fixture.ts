@@ -69,7 +69,7 @@ export async function checkFixture(accounts: Array<'alice' | 'carol' | 'bob' | '
   };
 }
 
-/** The failing step of a one-protocol report (asserts there is exactly one). */
+/** The last failing step of a report (asserts there is at least one). */
 export function failure(report: CheckReport) {
   const failed = report.protocols.flatMap((p) => p.steps.filter((s) => s.status === 'fail'));
   assert.ok(failed.length >= 1, `a step failed: ${JSON.stringify(report, null, 1)}`);

@@ -40,10 +40,10 @@ import { accessSync, chmodSync, chownSync, constants, existsSync, mkdirSync, rea
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { userInfo } from 'node:os';
-import { Agent, request } from 'undici';
 import { createCertificate } from '../../src/sandbox/ca.js';
 import { APP_IDS, type Sandbox } from '../../src/sandbox/index.js';
 import { tempDir } from './cli.js';
+import { https } from './sandbox.js';
 
 export const DOVECOT_BIN = '/usr/sbin/dovecot';
 const REQUIRED = [DOVECOT_BIN, '/usr/lib/dovecot/imap', '/usr/lib/dovecot/imap-login', '/usr/lib/dovecot/pop3', '/usr/lib/dovecot/pop3-login', '/usr/lib/dovecot/submission', '/usr/lib/dovecot/submission-login', '/usr/lib/dovecot/auth', '/usr/lib/dovecot/libdcrypt_openssl.so'];
@@ -489,18 +489,14 @@ function makeMaildir(home: string, owner?: { uid: number; gid: number }): void {
 
 /** The sandbox's signing keys, from its published JWKS, as Dovecot wants them (PEM). */
 export async function sandboxSigningKeys(sb: Sandbox): Promise<SigningKey[]> {
-  const dispatcher = new Agent({ connect: { ca: readFileSync(sb.caFile, 'utf8') } });
-  try {
-    const res = await request(`${sb.endpoints.authorityHost}/${sb.tenantId}/discovery/v2.0/keys`, { dispatcher });
-    const jwks = (await res.body.json()) as { keys: Array<JsonWebKey & { kid: string; alg?: string }> };
-    return jwks.keys.map((k) => ({
-      kid: k.kid,
-      alg: k.alg ?? 'RS256',
-      publicKeyPem: createPublicKey({ key: { kty: k.kty, n: k.n, e: k.e }, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString(),
-    }));
-  } finally {
-    await dispatcher.close();
-  }
+  const res = await https(sb, `${sb.endpoints.authorityHost}/${sb.tenantId}/discovery/v2.0/keys`);
+  if (res.status !== 200) throw new Error(`JWKS request failed (${res.status}): ${res.text}`);
+  const jwks = res.json as { keys: Array<JsonWebKey & { kid: string; alg?: string }> };
+  return jwks.keys.map((k) => ({
+    kid: k.kid,
+    alg: k.alg ?? 'RS256',
+    publicKeyPem: createPublicKey({ key: { kty: k.kty, n: k.n, e: k.e }, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString(),
+  }));
 }
 
 /**

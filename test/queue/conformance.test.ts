@@ -243,9 +243,9 @@ for (const name of ['sqlite', 'postgres'] as const) {
       const q = await b.open();
       const e = await q.enqueue(meta('settle', { recipients: ['a@x.test', 'b@x.test', 'c@x.test'] }), body('Subject: s\r\n\r\nx\r\n'));
       await q.claim({ owner: 'w', limit: 1, leaseMs: 60_000 });
-      await q.recordAttempt(e.id, { at: '2024-01-01T00:00:00.000Z', route: 'office365', recipients: ['a@x.test', 'b@x.test', 'c@x.test'], reply: '250 2.0.0 OK', durationMs: 120, outcome: 'partial' });
       const next = new Date(Date.now() + 60_000);
-      const s1 = await q.settle(e.id, { delivered: ['a@x.test'], failed: [], deferred: [{ recipient: 'b@x.test', reply: '451 4.7.500 Server busy' }, { recipient: 'c@x.test', reply: '452 4.2.0 later' }], nextAttemptAt: next });
+      const first = { at: '2024-01-01T00:00:00.000Z', route: 'office365', recipients: ['a@x.test', 'b@x.test', 'c@x.test'], reply: '250 2.0.0 OK', durationMs: 120, outcome: 'partial' as const };
+      const s1 = await q.settle(e.id, { delivered: ['a@x.test'], failed: [], deferred: [{ recipient: 'b@x.test', reply: '451 4.7.500 Server busy' }, { recipient: 'c@x.test', reply: '452 4.2.0 later' }], nextAttemptAt: next, attempts: [first] });
       assert.equal(s1.state, 'deferred');
       assert.equal(s1.attempts, 1);
       assert.equal(s1.lastError, '451 4.7.500 Server busy');
@@ -258,8 +258,8 @@ for (const name of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(s1.history, [{ at: '2024-01-01T00:00:00.000Z', route: 'office365', recipients: ['a@x.test', 'b@x.test', 'c@x.test'], reply: '250 2.0.0 OK', durationMs: 120, outcome: 'partial' }]);
       assert.equal((await readAll(q.openBody(e.id))).toString(), 'Subject: s\r\n\r\nx\r\n', 'a deferred entry keeps its body');
 
-      await q.recordAttempt(e.id, { at: '2024-01-01T00:01:00.000Z', route: 'office365', recipients: ['b@x.test', 'c@x.test'], reply: '550 5.1.1 unknown', durationMs: 80, outcome: 'partial' });
-      const s2 = await q.settle(e.id, { delivered: ['c@x.test'], failed: [{ recipient: 'b@x.test', reply: '550 5.1.1 unknown' }], deferred: [] });
+      const second = { at: '2024-01-01T00:01:00.000Z', route: 'office365', recipients: ['b@x.test', 'c@x.test'], reply: '550 5.1.1 unknown', durationMs: 80, outcome: 'partial' as const };
+      const s2 = await q.settle(e.id, { delivered: ['c@x.test'], failed: [{ recipient: 'b@x.test', reply: '550 5.1.1 unknown' }], deferred: [], attempts: [second] });
       assert.equal(s2.state, 'bounced');
       assert.equal(s2.attempts, 2);
       assert.equal(s2.lastError, '550 5.1.1 unknown');

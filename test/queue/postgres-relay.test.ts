@@ -40,8 +40,7 @@ let relayA: ChildProcess | undefined;
 let relayB: RelayService | undefined;
 const settledByB = new Set<string>();
 
-/** The test relay's YAML with the shared queue. */
-/** Exchange's 3 connections per mailbox, split between the two instances as docs/queue.md says. */
+/** The test relay's YAML with the shared queue; Exchange's 3 connections per mailbox, split between the two instances as docs/queue.md says. */
 function yaml(connections: number): string {
   return relayYaml(sb, { delivery: `  messages_per_minute_per_account: 100000\n  connections_per_account: ${connections}` }).replace('web:\n  port: 0', `queue:\n  backend: postgres\n  postgres_url: "${PG_URL}?schema=${SCHEMA}"\nweb:\n  enabled: false`);
 }

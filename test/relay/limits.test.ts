@@ -3,42 +3,34 @@
  * write), EHLO extensions, per-client connection and message rates, size and recipient limits,
  * the daily recipient budget per account, and optional delay notices.
  */
-import { test, before, after, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sandbox, RawClient } from '../helpers/sandbox.js';
+import { RawClient } from '../helpers/sandbox.js';
 import { tempDir } from '../helpers/cli.js';
-import { addAccount } from '../helpers/accounts.js';
+import { sandboxWithAccount } from '../helpers/accounts.js';
 import { relayYaml } from '../helpers/relay.js';
 import { RelayService } from '../../src/relay/index.js';
 import { parseConfigText } from '../../src/config/index.js';
 import { createCertificate } from '../../src/sandbox/ca.js';
 import { createLogger } from '../../src/core/log.js';
-import type { Sandbox } from '../../src/sandbox/index.js';
+import type { QueueEntry } from '../../src/queue/index.js';
 
 const run = promisify(execFile);
 const ALICE = 'alice@contoso.onmicrosoft.com';
 const BOB = 'bob@contoso.onmicrosoft.com';
 const CAROL = 'carol@contoso.onmicrosoft.com';
 
-let sb: Sandbox;
-let state: string;
-
-before(async () => {
-  sb = await sandbox({ limits: { messagesPerMinute: 1_000_000 } });
-  state = tempDir();
-  await addAccount(sb, state, ALICE, { password: 'alice-Passw0rd!' });
-});
-after(() => sb.stop());
+const fixture = sandboxWithAccount(ALICE, 'alice-Passw0rd!');
 
 /** A relay for one test, stopped when the test ends: Exchange (and the sandbox) allow only 3 connections per mailbox, and an idle relay keeps its pooled ones. */
 async function startRelay(t: TestContext, extra: { relay?: string; delivery?: string }, dir = tempDir()): Promise<RelayService> {
   // Every relay shares the account store but has its own queue.
-  const yaml = relayYaml(sb, { relay: extra.relay, delivery: `${extra.delivery ?? ''}\n  messages_per_minute_per_account: 100000` }).replace('web:\n  port: 0', `queue:\n  dir: ${join(dir, 'queue')}\nweb:\n  enabled: false`);
-  const relay = await RelayService.start({ config: parseConfigText(yaml, 'limits.yaml').config, stateDir: state, log: createLogger({ level: 'silent' }) });
+  const yaml = relayYaml(fixture.sb, { relay: extra.relay, delivery: `${extra.delivery ?? ''}\n  messages_per_minute_per_account: 100000` }).replace('web:\n  port: 0', `queue:\n  dir: ${join(dir, 'queue')}\nweb:\n  enabled: false`);
+  const relay = await RelayService.start({ config: parseConfigText(yaml, 'limits.yaml').config, stateDir: fixture.state, log: createLogger({ level: 'silent' }) });
   t.after(() => relay.stop());
   return relay;
 }
@@ -55,6 +47,28 @@ async function session(port: number): Promise<RawClient> {
   return c;
 }
 
+/** One message from Alice in its own session, accepted with 250. */
+async function submit(port: number, id: string, rcpts: string[] = [BOB]): Promise<void> {
+  const c = await session(port);
+  assert.match(await say(c, `MAIL FROM:<${ALICE}>`), /^250/);
+  for (const r of rcpts) assert.match(await say(c, `RCPT TO:<${r}>`), /^250/);
+  assert.match(await say(c, 'DATA'), /^354/);
+  c.socket.write(`From: ${ALICE}\r\nSubject: ${id}\r\nMessage-ID: <${id}>\r\n\r\nbody\r\n.\r\n`);
+  assert.match((await c.smtpReply(10_000)).join('\n'), /^250/);
+  await say(c, 'QUIT');
+}
+
+/** Waits until the entry for `id` is deferred with a first-recipient reply matching `re`. */
+async function deferredWith(relay: RelayService, id: string, re: RegExp): Promise<QueueEntry> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const e = (await relay.queue.list({ search: id }))[0];
+    if (e?.state === 'deferred' && re.test(e.recipients[0]?.lastReply ?? '')) return e;
+    if (Date.now() > deadline) throw new Error(`${id}: ${JSON.stringify(e)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 test('STARTTLS and implicit-TLS listeners: smtplib verifies the certificate, then relays', async (t) => {
   const dir = tempDir();
   const ca = createCertificate({ commonName: 'relay365 test CA', isCa: true });
@@ -64,12 +78,12 @@ test('STARTTLS and implicit-TLS listeners: smtplib verifies the certificate, the
   writeFileSync(join(dir, 'key.pem'), server.keyPem, { mode: 0o600 });
   const tlsRelay = await RelayService.start({
     config: parseConfigText(
-      relayYaml(sb, { delivery: '  messages_per_minute_per_account: 100000' })
+      relayYaml(fixture.sb, { delivery: '  messages_per_minute_per_account: 100000' })
         .replace('  listen: [{ address: 127.0.0.1, port: 0 }]', `  listen:\n    - { address: 127.0.0.1, port: 0, tls: starttls, cert_file: ${dir}/cert.pem, key_file: ${dir}/key.pem }\n    - { address: 127.0.0.1, port: 0, tls: implicit, cert_file: ${dir}/cert.pem, key_file: ${dir}/key.pem }`)
         .replace('web:\n  port: 0', `queue:\n  dir: ${dir}/queue\nweb:\n  enabled: false`),
       'tls.yaml',
     ).config,
-    stateDir: state,
+    stateDir: fixture.state,
     log: createLogger({ level: 'silent' }),
   });
   t.after(() => tlsRelay.stop());
@@ -96,7 +110,7 @@ s.quit()
   const { stdout } = await run('python3', ['-c', script, join(dir, 'ca.pem'), String(starttls!.port), String(implicit!.port)], { timeout: 60_000 });
   assert.match(stdout, /^TLSv1\.[23] ok\nTLSv1\.[23] ok\n$/);
   for (const id of ['starttls@tls.test', 'implicit@tls.test']) {
-    const r = await sb.mail.waitForOutbound((m) => m.messageId === id, 15_000);
+    const r = await fixture.sb.mail.waitForOutbound((m) => m.messageId === id, 15_000);
     assert.match(r.raw.toString(), /with ESMTPS/, 'the Received header records the TLS session');
   }
 });
@@ -139,34 +153,18 @@ test('per-client limits: concurrent connections → 421, messages per minute →
 
 test('daily recipient budget per account: beyond it the account pauses instead of hitting Exchange', async (t) => {
   const relay = await startRelay(t, { delivery: '  recipients_per_day_per_account: 3' });
-  const send = async (id: string, rcpts: string[]) => {
-    const c = await session(relay.smtpPort);
-    assert.match(await say(c, `MAIL FROM:<${ALICE}>`), /^250/);
-    for (const r of rcpts) assert.match(await say(c, `RCPT TO:<${r}>`), /^250/);
-    assert.match(await say(c, 'DATA'), /^354/);
-    c.socket.write(`From: ${ALICE}\r\nSubject: ${id}\r\nMessage-ID: <${id}>\r\n\r\nbody\r\n.\r\n`);
-    assert.match((await c.smtpReply(10_000)).join('\n'), /^250/);
-    await say(c, 'QUIT');
-  };
-  await send('budget-1@test', [BOB, CAROL]);
-  await sb.mail.waitForOutbound((m) => m.messageId === 'budget-1@test', 15_000);
-  await send('budget-2@test', [BOB, CAROL]);
-  const deadline = Date.now() + 15_000;
-  let entry;
-  do {
-    await new Promise((r) => setTimeout(r, 100));
-    entry = (await relay.queue.list({ search: 'budget-2@test' }))[0];
-  } while ((!entry || entry.state !== 'deferred') && Date.now() < deadline);
-  assert.equal(entry?.state, 'deferred');
-  assert.match(entry!.recipients[0]!.lastReply ?? '', /452 4\.2\.0 Account alice@contoso\.onmicrosoft\.com is paused until .*3 recipients in 24 hours reached/);
-  const wait = Date.parse(entry!.nextAttemptAt) - Date.now();
+  await submit(relay.smtpPort, 'budget-1@test', [BOB, CAROL]);
+  await fixture.sb.mail.waitForOutbound((m) => m.messageId === 'budget-1@test', 15_000);
+  await submit(relay.smtpPort, 'budget-2@test', [BOB, CAROL]);
+  const entry = await deferredWith(relay, 'budget-2@test', /452 4\.2\.0 Account alice@contoso\.onmicrosoft\.com is paused until .*3 recipients in 24 hours reached/);
+  const wait = Date.parse(entry.nextAttemptAt) - Date.now();
   assert.ok(wait > 23 * 3600_000 && wait <= 24 * 3600_000, `held for the rest of the 24-hour window (${wait} ms)`);
-  assert.equal(sb.mail.outbound().filter((m) => m.messageId === 'budget-2@test').length, 0, 'not sent upstream');
+  assert.equal(fixture.sb.mail.outbound().filter((m) => m.messageId === 'budget-2@test').length, 0, 'not sent upstream');
 });
 
 test('delay notices: one RFC 3464 "delayed" DSN while retries go on, then the message is delivered', async (t) => {
   const relay = await startRelay(t, { delivery: '  delay_notice_after_seconds: 1' });
-  sb.faults.add({ stage: 'smtp.rcpt', action: { kind: 'reply', reply: '451 4.7.500 Server busy. Please try again later.' }, count: 3, match: 'carol@' });
+  fixture.sb.faults.add({ stage: 'smtp.rcpt', action: { kind: 'reply', reply: '451 4.7.500 Server busy. Please try again later.' }, count: 3, match: 'carol@' });
   const c = await session(relay.smtpPort);
   assert.match(await say(c, `MAIL FROM:<${ALICE}>`), /^250/);
   assert.match(await say(c, `RCPT TO:<${CAROL}>`), /^250/);
@@ -174,11 +172,11 @@ test('delay notices: one RFC 3464 "delayed" DSN while retries go on, then the me
   c.socket.write(`From: ${ALICE}\r\nTo: ${CAROL}\r\nSubject: slow\r\nMessage-ID: <delayed@test>\r\n\r\nbody\r\n.\r\n`);
   assert.match((await c.smtpReply(10_000)).join('\n'), /^250/);
   await say(c, 'QUIT');
-  const delivered = await sb.mail.waitForOutbound((m) => m.messageId === 'delayed@test', 30_000).catch(async (e) => {
-    throw new Error(`${e.message}: ${JSON.stringify(await relay.queue.list())} ${JSON.stringify(sb.faults.list())}`);
+  const delivered = await fixture.sb.mail.waitForOutbound((m) => m.messageId === 'delayed@test', 30_000).catch(async (e) => {
+    throw new Error(`${e.message}: ${JSON.stringify(await relay.queue.list())} ${JSON.stringify(fixture.sb.faults.list())}`);
   });
   assert.ok(delivered);
-  const notices = sb.mail.outbound().filter((m) => m.to.includes(ALICE) && /Action: delayed/.test(m.raw.toString()));
+  const notices = fixture.sb.mail.outbound().filter((m) => m.to.includes(ALICE) && /Action: delayed/.test(m.raw.toString()));
   assert.equal(notices.length, 1, 'exactly one delay notice');
   const text = notices[0]!.raw.toString();
   assert.match(text, /Subject: Delayed Mail \(still being retried\)/);
@@ -191,41 +189,23 @@ test('delay notices: one RFC 3464 "delayed" DSN while retries go on, then the me
 
 test('a refused login pauses the account and flags it with the fix; the first success clears both', async (t) => {
   const relay = await startRelay(t, {});
-  const tenant = sb.directory.tenant('contoso.onmicrosoft.com')!;
+  const tenant = fixture.sb.directory.tenant('contoso.onmicrosoft.com')!;
   tenant.smtpAuthDisabled = true;
   t.after(() => {
     tenant.smtpAuthDisabled = false;
   });
-  const submit = async (id: string) => {
-    const c = await session(relay.smtpPort);
-    assert.match(await say(c, `MAIL FROM:<${ALICE}>`), /^250/);
-    assert.match(await say(c, `RCPT TO:<${BOB}>`), /^250/);
-    assert.match(await say(c, 'DATA'), /^354/);
-    c.socket.write(`From: ${ALICE}\r\nSubject: ${id}\r\nMessage-ID: <${id}>\r\n\r\nbody\r\n.\r\n`);
-    assert.match((await c.smtpReply(10_000)).join('\n'), /^250/);
-    await say(c, 'QUIT');
-  };
-  const deferredWith = async (id: string, re: RegExp) => {
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const e = (await relay.queue.list({ search: id }))[0];
-      if (e?.state === 'deferred' && re.test(e.recipients[0]?.lastReply ?? '')) return e;
-      if (Date.now() > deadline) throw new Error(`${id}: ${JSON.stringify(e)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  await submit('refused-1@test');
-  await deferredWith('refused-1@test', /535 5\.7\.139/);
+  await submit(relay.smtpPort, 'refused-1@test');
+  await deferredWith(relay, 'refused-1@test', /535 5\.7\.139/);
   const flagged = (await relay.tokens.accounts()).find((a) => a.email === ALICE)!;
   assert.equal(flagged.state, 'valid', 'the token itself is fine');
   assert.match(flagged.lastError?.message ?? '', /5\.7\.139 .*disabled for the Tenant/);
   assert.match(flagged.fix ?? '', /Set-TransportConfig -SmtpClientAuthenticationDisabled \$false/);
   // While paused, the next message does not try to log in again.
-  await submit('refused-2@test');
-  await deferredWith('refused-2@test', /451 4\.7\.0 Account alice@contoso\.onmicrosoft\.com is paused until .* after the server refused its login: 535 5\.7\.139/);
+  await submit(relay.smtpPort, 'refused-2@test');
+  await deferredWith(relay, 'refused-2@test', /451 4\.7\.0 Account alice@contoso\.onmicrosoft\.com is paused until .* after the server refused its login: 535 5\.7\.139/);
 
   tenant.smtpAuthDisabled = false;
-  for (const id of ['refused-1@test', 'refused-2@test']) await sb.mail.waitForOutbound((m) => m.messageId === id, 20_000);
+  for (const id of ['refused-1@test', 'refused-2@test']) await fixture.sb.mail.waitForOutbound((m) => m.messageId === id, 20_000);
   const deadline = Date.now() + 5_000;
   while ((await relay.tokens.accounts()).find((a) => a.email === ALICE)!.lastError && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   assert.equal((await relay.tokens.accounts()).find((a) => a.email === ALICE)!.lastError, undefined, 'the flag is cleared by the first delivery');

@@ -3,28 +3,19 @@
  * policy without dropping an open client connection; SIGTERM lets a delivery in flight finish and
  * leaves nothing half-done in the queue.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sandbox, RawClient } from '../helpers/sandbox.js';
-import { tempDir, repoRoot, cliEntry, childEnv, runCli } from '../helpers/cli.js';
-import { addAccount } from '../helpers/accounts.js';
+import { RawClient } from '../helpers/sandbox.js';
+import { repoRoot, cliEntry, childEnv, runCli } from '../helpers/cli.js';
+import { sandboxWithAccount } from '../helpers/accounts.js';
 import { relayYaml } from '../helpers/relay.js';
-import type { Sandbox } from '../../src/sandbox/index.js';
 
 const ALICE = 'alice@contoso.onmicrosoft.com';
 const BOB = 'bob@contoso.onmicrosoft.com';
-let sb: Sandbox;
-let state: string;
-
-before(async () => {
-  sb = await sandbox();
-  state = tempDir();
-  await addAccount(sb, state, ALICE, { password: 'alice-Passw0rd!' });
-});
-after(() => sb.stop());
+const fixture = sandboxWithAccount(ALICE, 'alice-Passw0rd!');
 
 async function say(c: RawClient, line: string): Promise<string> {
   c.socket.write(`${line}\r\n`);
@@ -32,13 +23,13 @@ async function say(c: RawClient, line: string): Promise<string> {
 }
 
 function serve(configFile: string) {
-  rmSync(join(state, 'relay.json'), { force: true });
-  const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, '--state', state, '--config', configFile, 'serve'], { cwd: repoRoot, env: childEnv({ RELAY365_LOG_LEVEL: 'info' }), stdio: ['ignore', 'ignore', 'pipe'] });
+  rmSync(join(fixture.state, 'relay.json'), { force: true });
+  const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, '--state', fixture.state, '--config', configFile, 'serve'], { cwd: repoRoot, env: childEnv({ RELAY365_LOG_LEVEL: 'info' }), stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
   const port = (async () => {
-    const file = join(state, 'relay.json');
+    const file = join(fixture.state, 'relay.json');
     for (let i = 0; i < 600; i++) {
       if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')).smtp[0].port as number;
       await new Promise((r) => setTimeout(r, 50));
@@ -57,8 +48,8 @@ async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 
 }
 
 test('SIGHUP reloads the policy; an open connection survives it and the new policy applies', async (t) => {
-  const configFile = join(state, 'reload.yaml');
-  writeFileSync(configFile, relayYaml(sb, { relay: '  max_recipients: 5' }));
+  const configFile = join(fixture.state, 'reload.yaml');
+  writeFileSync(configFile, relayYaml(fixture.sb, { relay: '  max_recipients: 5' }));
   const relay = serve(configFile);
   t.after(() => relay.child.kill('SIGKILL'));
   const port = await relay.port;
@@ -70,7 +61,7 @@ test('SIGHUP reloads the policy; an open connection survives it and the new poli
   assert.match(await say(c, 'RSET'), /^250/);
 
   // The new file refuses every client network: only AUTH users may relay now.
-  writeFileSync(configFile, relayYaml(sb, { relay: '  max_recipients: 5\n  allow_networks: []' }));
+  writeFileSync(configFile, relayYaml(fixture.sb, { relay: '  max_recipients: 5\n  allow_networks: []' }));
   relay.child.kill('SIGHUP');
   await until(() => relay.stderr().includes('configuration reloaded'), 'the reload log line');
 
@@ -96,10 +87,10 @@ test('SIGHUP reloads the policy; an open connection survives it and the new poli
 });
 
 test('SIGTERM while a delivery is in flight: it finishes, the process exits 0, nothing is left active', async (t) => {
-  const configFile = join(state, 'graceful.yaml');
-  writeFileSync(configFile, relayYaml(sb));
+  const configFile = join(fixture.state, 'graceful.yaml');
+  writeFileSync(configFile, relayYaml(fixture.sb));
   // Exchange takes 2 s to answer the end of DATA: the stop arrives in the middle of it.
-  sb.faults.add({ stage: 'smtp.dataEnd', action: { kind: 'delay', ms: 2000 } });
+  fixture.sb.faults.add({ stage: 'smtp.dataEnd', action: { kind: 'delay', ms: 2000 } });
   const relay = serve(configFile);
   t.after(() => relay.child.kill('SIGKILL'));
   const port = await relay.port;
@@ -113,11 +104,11 @@ test('SIGTERM while a delivery is in flight: it finishes, the process exits 0, n
   assert.match((await c.smtpReply(10_000)).join('\n'), /^250 /);
   await say(c, 'QUIT');
   // The upstream has the DATA but not yet our '250': the delivery is in flight.
-  await until(() => sb.faults.list().length === 0, 'the delivery to reach the end of DATA');
+  await until(() => fixture.sb.faults.list().length === 0, 'the delivery to reach the end of DATA');
   relay.child.kill('SIGTERM');
   assert.equal(await relay.exited, 0, relay.stderr());
-  assert.ok(sb.mail.outbound().some((m) => m.messageId === 'graceful@test'), 'delivered before the process ended');
-  const list = await runCli(['--state', state, '--config', configFile, 'queue', 'list', '--json']);
+  assert.ok(fixture.sb.mail.outbound().some((m) => m.messageId === 'graceful@test'), 'delivered before the process ended');
+  const list = await runCli(['--state', fixture.state, '--config', configFile, 'queue', 'list', '--json']);
   assert.equal(list.code, 0, list.stderr);
   const { counts, entries } = JSON.parse(list.stdout) as { counts: Record<string, number>; entries: Array<{ state: string; messageId?: string }> };
   assert.equal(counts.active, 0, 'no entry left active');

@@ -37,6 +37,32 @@ async function shot(name: string, p: Page = page): Promise<void> {
   await p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 
+/** Fills the Accounts page's "add an account" form (not submitted), pointed at the sandbox. */
+async function fillAddAccount(email: string, flow: 'browser' | 'device'): Promise<void> {
+  await page.goto(`${env.admin.url}/accounts`);
+  await page.fill('#email', email);
+  await page.fill('#tenant', 'contoso.onmicrosoft.com');
+  await page.fill('#client_id', PUBLIC);
+  await page.check(`#add-account input[name=flow][value=${flow}]`);
+  if (!(await page.isVisible('#authority_host'))) await page.click('details summary');
+  await page.fill('#authority_host', sb.endpoints.authorityHost);
+}
+
+/** Opens the sign-in link from a waiting sign-in page and signs in on the sandbox's page in the popup. */
+async function signInInPopup(email: string, password: string, consentShot?: string): Promise<void> {
+  const [popup] = await Promise.all([context.waitForEvent('page'), page.click('#signin-link')]);
+  await popup.waitForSelector('#user');
+  await popup.fill('#user', email);
+  await popup.fill('#password', password);
+  await popup.click('#submit');
+  await popup.waitForSelector('#accept');
+  if (consentShot) await shot(consentShot, popup);
+  await popup.click('#accept');
+  await popup.waitForSelector('text=Sign-in complete');
+  await popup.close();
+  await page.bringToFront();
+}
+
 before(async () => {
   if (skip) return;
   mkdirSync(SHOTS, { recursive: true });
@@ -93,30 +119,14 @@ test('dashboard: the queue fills while no account can deliver, with the reason a
 });
 
 test('accounts: add an account through the browser authorization-code flow on the sandbox sign-in page', { skip }, async () => {
-  await page.goto(`${env.admin.url}/accounts`);
-  await page.fill('#email', BOB);
-  await page.fill('#tenant', 'contoso.onmicrosoft.com');
-  await page.fill('#client_id', PUBLIC);
-  await page.check('#add-account input[name=flow][value=browser]');
-  if (!(await page.isVisible('#authority_host'))) await page.click('details summary');
-  await page.fill('#authority_host', sb.endpoints.authorityHost);
+  await fillAddAccount(BOB, 'browser');
   assert.equal(await page.inputValue('#ca_file'), sb.caFile, 'the CA file is pre-filled from delivery.ca_file');
   await shot('accounts-add-form');
   await page.click('#add-submit');
   await page.waitForSelector('#signin-link');
   await remember();
   await shot('signin-waiting');
-  const [popup] = await Promise.all([context.waitForEvent('page'), page.click('#signin-link')]);
-  await popup.waitForSelector('#user');
-  await popup.fill('#user', BOB);
-  await popup.fill('#password', 'bob-Passw0rd!');
-  await popup.click('#submit');
-  await popup.waitForSelector('#accept');
-  await shot('sandbox-consent', popup);
-  await popup.click('#accept');
-  await popup.waitForSelector('text=Sign-in complete');
-  await popup.close();
-  await page.bringToFront();
+  await signInInPopup(BOB, 'bob-Passw0rd!', 'sandbox-consent');
   // The waiting page notices by itself.
   await page.waitForSelector('#signin-done', { timeout: 20_000 });
   await remember();
@@ -193,14 +203,8 @@ test('queue: search, hold, release and delete from the page', { skip }, async ()
 });
 
 test('accounts: add a second account with a device code shown on the page', { skip }, async () => {
-  await page.goto(`${env.admin.url}/accounts`);
-  await page.fill('#email', ALICE);
-  await page.fill('#tenant', 'contoso.onmicrosoft.com');
-  await page.fill('#client_id', PUBLIC);
-  await page.check('#add-account input[name=flow][value=device]');
+  await fillAddAccount(ALICE, 'device');
   await page.check('input[name=scopes][value=imap]');
-  if (!(await page.isVisible('#authority_host'))) await page.click('details summary');
-  await page.fill('#authority_host', sb.endpoints.authorityHost);
   await page.click('#add-submit');
   await page.waitForSelector('#user-code');
   const code = (await page.textContent('#user-code'))!.trim();
@@ -236,16 +240,7 @@ test('accounts: a revoked refresh token shows the error with its fix; re-authori
   await page.goto(`${env.admin.url}/accounts`);
   await page.click('#acct-bob-contoso-onmicrosoft-com button:has-text("Re-authorize (browser)")');
   await page.waitForSelector('#signin-link');
-  const [popup] = await Promise.all([context.waitForEvent('page'), page.click('#signin-link')]);
-  await popup.waitForSelector('#user');
-  await popup.fill('#user', BOB);
-  await popup.fill('#password', 'bob-Passw0rd!');
-  await popup.click('#submit');
-  await popup.waitForSelector('#accept');
-  await popup.click('#accept');
-  await popup.waitForSelector('text=Sign-in complete');
-  await popup.close();
-  await page.bringToFront();
+  await signInInPopup(BOB, 'bob-Passw0rd!');
   await page.waitForSelector('#signin-done', { timeout: 20_000 });
   await page.goto(`${env.admin.url}/accounts`);
   assert.match(await page.textContent('#acct-bob-contoso-onmicrosoft-com') ?? '', /valid/);

@@ -4,11 +4,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { CONFIG_DOC, renderConfigDoc } from '../../scripts/gen-config-doc.js';
 import { CLI_DOC, renderCliDoc } from '../../scripts/gen-cli-doc.js';
-import { defaultConfig } from '../../src/config/index.js';
+import { defaultConfig, parseConfigText } from '../../src/config/index.js';
 import { buildProgram } from '../../src/cli/main.js';
+import { hashPassword } from '../../src/relay/index.js';
+import { repoRoot } from '../helpers/cli.js';
 
 test('docs/configuration.md is generated from the current schema (run `npx tsx scripts/gen-config-doc.ts`)', () => {
   assert.equal(readFileSync(CONFIG_DOC, 'utf8'), renderConfigDoc(), 'docs/configuration.md is stale: run `npx tsx scripts/gen-config-doc.ts`');
@@ -48,11 +51,7 @@ test('the CLI reference has a section for every command', () => {
   for (const n of names) assert.ok(doc.includes(`\n## ${n}\n`), `${n} has no section in docs/cli.md`);
 });
 
-test('deploy/: the container configuration is valid; the systemd unit passes systemd-analyze verify', async (t) => {
-  const { parseConfigText } = await import('../../src/config/index.js');
-  const { existsSync } = await import('node:fs');
-  const { spawnSync } = await import('node:child_process');
-  const { repoRoot } = await import('../helpers/cli.js');
+test('deploy/: the container configuration is valid; the systemd unit passes systemd-analyze verify', (t) => {
   const docker = parseConfigText(readFileSync(`${repoRoot}/deploy/docker.yaml`, 'utf8'), 'deploy/docker.yaml').config;
   assert.equal(docker.relay.listen[0]!.address, '0.0.0.0');
   assert.deepEqual(docker.relay.allow_networks, ['127.0.0.0/8', '::1/128'], 'the image allows no network by default');
@@ -68,10 +67,7 @@ test('deploy/: the container configuration is valid; the systemd unit passes sys
   assert.equal(`${r.stdout}${r.stderr}`.trim(), '');
 });
 
-test('every relay365 configuration example in the README and the guides is valid', async () => {
-  const { parseConfigText } = await import('../../src/config/index.js');
-  const { hashPassword } = await import('../../src/relay/index.js');
-  const { repoRoot } = await import('../helpers/cli.js');
+test('every relay365 configuration example in the README and the guides is valid', () => {
   const hash = hashPassword('example');
   const files = ['README.md', 'README.ja.md', 'docs/quickstart-printer.md', 'docs/quickstart-sendmail.md', 'docs/quickstart-postfix.md', 'docs/admin.md', 'docs/deploy.md'];
   let checked = 0;

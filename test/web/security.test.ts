@@ -17,7 +17,7 @@ import { ADMIN_HASH, ADMIN_PASSWORD } from './fixture.js';
 
 const log = createLogger({ level: 'silent' });
 
-async function admin(web: string, t: { after(fn: () => Promise<void>): void }): Promise<AdminServer & { dispatcher?: Agent }> {
+async function admin(web: string, t: { after(fn: () => Promise<void>): void }): Promise<AdminServer> {
   const state = tempDir('relay365-websec-');
   const config = parseConfigText(`web:\n  port: 0\n${web}`, 'test.yaml').config;
   const queue = await openQueue({ backend: 'sqlite', max_message_size: config.relay.max_message_size, max_lifetime_seconds: 3600 }, { stateDir: state, log });
@@ -56,9 +56,8 @@ const cookieValue = (r: Reply, name: string) => r.cookies.find((c) => c.startsWi
 /** GET /login, then POST the form: returns the POST reply and the cookie header the browser would keep. */
 async function logIn(base: string, user: string, password: string, dispatcher?: Agent, names = { login: 'relay365_login' }): Promise<Reply> {
   const page = await http(`${base}/login`, { dispatcher });
-  const token = /name="_csrf" value="([^"]+)"/.exec(page.text)![1]!;
   const loginCookie = cookieValue(page, names.login)!.split(';')[0]!;
-  return http(`${base}/login`, { form: { _csrf: token, user, password, next: '/queue' }, cookie: loginCookie, dispatcher });
+  return http(`${base}/login`, { form: { _csrf: csrfOf(page.text), user, password, next: '/queue' }, cookie: loginCookie, dispatcher });
 }
 
 function csrfOf(html: string): string {

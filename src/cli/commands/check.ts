@@ -21,6 +21,8 @@ interface CheckCliOptions {
 }
 
 const ALL: CheckProtocol[] = ['smtp', 'imap', 'pop3', 'graph'];
+/** Default port per protocol and TLS mode (DEFAULT_ENDPOINTS holds the same for the default mode). */
+const PORTS = { smtp: { starttls: 587, implicit: 465 }, imap: { starttls: 143, implicit: 993 }, pop3: { starttls: 110, implicit: 995 } } as const;
 
 /** `relay365 check EMAIL`: every stage of SMTP/IMAP/POP3/Graph access, with the cause and fix of the first failure. */
 export function register(program: Command, ctx: CliContext): void {
@@ -52,9 +54,7 @@ export function register(program: Command, ctx: CliContext): void {
       for (const p of ['smtp', 'imap', 'pop3'] as const) {
         const d = DEFAULT_ENDPOINTS[p];
         const tls = (opts.tls as Endpoint['tls'] | undefined) ?? d.tls;
-        const implicitPort = { smtp: 465, imap: 993, pop3: 995 }[p];
-        const plainPort = { smtp: 587, imap: 143, pop3: 110 }[p];
-        const port = opts.port ? Number(opts.port) : tls === d.tls ? d.port : tls === 'implicit' ? implicitPort : plainPort;
+        const port = opts.port ? Number(opts.port) : PORTS[p][tls];
         if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new UsageError(`--port: not a port: ${opts.port}`);
         endpoints[p] = { host: opts.host ?? d.host, port, tls };
       }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { RelayService } from '../../relay/index.js';
+import { loadConfigFile } from '../../config/index.js';
 import { writeFileAtomic } from '../../core/fs.js';
 import { join } from 'node:path';
 import { hashPassword } from '../../relay/policy.js';
@@ -28,19 +29,16 @@ export function register(program: Command, ctx: CliContext): void {
       const webModule = ctx.cfg.web.enabled ? await import('../../web/index.js') : undefined;
       const web = webModule ? await webModule.startAdminServer({ ...webModule.adminOptionsFor(service), log, configFile }) : undefined;
       if (web) await writeFileAtomic(join(ctx.stateDir(), 'relay.json'), `${JSON.stringify({ pid: process.pid, smtp: service.inbound.bound, web: web.url }, null, 2)}\n`, 0o644);
+      // The file the configuration came from (--config, $RELAY365_CONFIG or the default path).
       hup.reload = () => {
-        void (async () => {
-          try {
-            const file = ctx.globals.config ?? ctx.env.RELAY365_CONFIG;
-            const { loadConfigFile } = await import('../../config/index.js');
-            if (!file) return log.info('SIGHUP: no configuration file to reload (embedded defaults)');
-            const next = loadConfigFile(file).config;
-            service.reload(next);
-            web?.reload(next, file);
-          } catch (err) {
-            log.error({ err }, 'reload failed; keeping the running configuration');
-          }
-        })();
+        if (!configFile) return log.info('SIGHUP: no configuration file to reload (embedded defaults)');
+        try {
+          const next = loadConfigFile(configFile).config;
+          service.reload(next);
+          web?.reload(next, configFile);
+        } catch (err) {
+          log.error({ err }, 'reload failed; keeping the running configuration');
+        }
       };
       if (hup.pending) hup.reload();
       const where = service.inbound.bound.map((b) => `${b.address}:${b.port}${b.tls !== 'none' ? ` (${b.tls})` : ''}`).join(', ');
