@@ -17,12 +17,33 @@ const INSERT_CR = Buffer.from('\r');
 const INSERT_DOT = Buffer.from('.');
 
 /**
+ * True when DataStream's rules would change nothing in the chunk: CRLF line ends only and no dot
+ * starting a line, the shape of nearly every message. Two indexOf calls per line (the next LF,
+ * and the next CR, which must sit right before it), half the cost of examining each line break.
+ */
+function unchanged(chunk: Buffer, lastByte: number | false): boolean {
+  const first = chunk[0];
+  if (lastByte === CR ? first !== LF : first === LF || (first === DOT && (lastByte === LF || lastByte === false))) return false;
+  let from = 0;
+  for (let lf = chunk.indexOf(LF); lf >= 0; lf = chunk.indexOf(LF, from)) {
+    // A CR anywhere else in the line is bare; an LF at 0 was judged with lastByte above.
+    if (lf > 0 && chunk.indexOf(CR, from) !== lf - 1) return false;
+    if (chunk[lf + 1] === DOT) return false;
+    from = lf + 1;
+  }
+  // After the last LF only a CR in the very last byte may remain (the next chunk's first byte decides).
+  const cr = chunk.indexOf(CR, from);
+  return cr < 0 || cr === chunk.length - 1;
+}
+
+/**
  * Escapes one chunk. `lastByte` is the last input byte of the previous chunk (false before the
  * first). Insertions can only happen right after a CR, at an LF, right after an LF, or at the very
  * start; those are the only positions examined, each by DataStream's own rules.
  */
 export function stuffChunk(chunk: Buffer, lastByte: number | false): Buffer {
   const len = chunk.length;
+  if (!len || unchanged(chunk, lastByte)) return chunk;
   const parts: Buffer[] = [];
   let copied = 0;
   let outLen = 0;
