@@ -6,6 +6,7 @@ import type { Queue } from './types.js';
 
 export type { Queue, QueueEntry, QueueState, QueueCounts, QueueAttempt, QueueRecipient, EnqueueMeta, SettleOutcome } from './types.js';
 export { SqliteQueue, newQueueId } from './sqlite.js';
+export { useWriteLock, writeLockMemory } from './write-lock.js';
 export type { PostgresQueueOptions } from './postgres.js';
 
 export interface QueueConfig {

@@ -24,6 +24,7 @@ import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { QueueError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { withWriteLock } from './write-lock.js';
 import type { EnqueueMeta, Queue, QueueAttempt, QueueCounts, QueueEntry, QueueState, SettleOutcome } from './types.js';
 
 /** Bodies up to this size are stored inside the database (one sync for body and row). */
@@ -156,6 +157,8 @@ export class SqliteQueue implements Queue {
   private readonly insertBody: Database.Statement;
   private readonly selectBody: Database.Statement;
   private readonly statements = new Map<string, Database.Statement>();
+  /** One transaction wrapper for every write (better-sqlite3 builds several functions per wrapper). */
+  private readonly runTransaction: Database.Transaction<(fn: () => unknown) => unknown>;
   private wal?: fsp.FileHandle;
   private readonly walMode: boolean;
   /** bodies/, open for fsync: a new file's name is durable once the directory is synced. */
@@ -198,9 +201,15 @@ export class SqliteQueue implements Queue {
       this.insertRecipient = this.db.prepare("INSERT OR IGNORE INTO recipients (entry_id, address, state) VALUES (?, ?, 'pending')");
       this.insertBody = this.db.prepare('INSERT INTO bodies (entry_id, data) VALUES (?, ?)');
       this.selectBody = this.db.prepare('SELECT data FROM bodies WHERE entry_id = ?');
+      this.runTransaction = this.db.transaction((fn: () => unknown) => fn());
     } catch (err) {
       throw new QueueError('QUEUE_IO', `Cannot open the queue database in ${options.dir}: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /** A write transaction: BEGIN IMMEDIATE, taken in turn with this process's other threads. */
+  private write<T>(fn: () => T): T {
+    return withWriteLock(() => this.runTransaction.immediate(fn) as T);
   }
 
   /** Prepared once per distinct SQL text (preparing costs more than running these statements). */
@@ -299,14 +308,14 @@ export class SqliteQueue implements Queue {
         try {
           const now = Date.now();
           const expires = now + (this.options.maxLifetimeMs ?? 5 * 86_400_000);
-          this.db.transaction(() => {
+          this.write(() => {
             for (const g of group) {
               const lease = g.meta.leaseTo;
               this.insertEntry.run(g.id, lease ? 'active' : 'incoming', g.meta.sender, g.size, now, now, expires, g.meta.clientIp ?? null, g.meta.authUser ?? null, g.meta.messageId ?? null, lease?.owner ?? null, lease ? now + lease.leaseMs : null);
               for (const r of g.meta.recipients) this.insertRecipient.run(g.id, r);
               if (g.inline) this.insertBody.run(g.id, g.inline);
             }
-          }).immediate();
+          });
           // The rows are visible (a worker may already deliver them: harmless), but no 250 is
           // given before the WAL holding them is on disk.
           await this.syncWal();
@@ -350,7 +359,7 @@ export class SqliteQueue implements Queue {
 
   async claim(options: { owner: string; limit: number; leaseMs: number; now?: Date }): Promise<QueueEntry[]> {
     const now = (options.now ?? new Date()).getTime();
-    const ids = this.db.transaction(() => {
+    const ids = this.write(() => {
       // One index range per state (no OR, no sort): retries due get up to half the slots so a
       // stream of new mail cannot starve them, new mail the rest, then leases of crashed workers.
       const due = this.sqlStatement('SELECT id FROM entries WHERE state = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?');
@@ -362,7 +371,7 @@ export class SqliteQueue implements Queue {
       const upd = this.sqlStatement("UPDATE entries SET state = 'active', lease_owner = ?, lease_until = ? WHERE id = ?");
       for (const r of rows) upd.run(options.owner, now + options.leaseMs, r.id);
       return rows.map((r) => r.id);
-    }).immediate();
+    });
     const out: QueueEntry[] = [];
     // A claim reads what delivery needs, not the attempt history (get() has that).
     const read = this.sqlStatement('SELECT e.*, EXISTS (SELECT 1 FROM bodies b WHERE b.entry_id = e.id) AS inline FROM entries e WHERE e.id = ?');
@@ -385,7 +394,7 @@ export class SqliteQueue implements Queue {
     } catch {
       // the row is marked regardless, so the relay keeps running
     }
-    this.sqlStatement("UPDATE entries SET state = 'hold', last_error = ?, lease_owner = NULL WHERE id = ?").run(`quarantined: ${reason}`, id);
+    this.write(() => this.sqlStatement("UPDATE entries SET state = 'hold', last_error = ?, lease_owner = NULL WHERE id = ?").run(`quarantined: ${reason}`, id));
   }
 
   openBody(id: string): Readable {
@@ -421,12 +430,12 @@ export class SqliteQueue implements Queue {
     try {
       let results: Array<{ done: boolean; inline: boolean } | { error: unknown }>;
       try {
-        results = this.db.transaction(() => batch.map((b) => this.settleOne(b.id, b.o))).immediate();
+        results = this.write(() => batch.map((b) => this.settleOne(b.id, b.o)));
       } catch {
         // One bad entry must not fail the others: each again on its own, with its own error.
         results = batch.map((b) => {
           try {
-            return this.db.transaction(() => this.settleOne(b.id, b.o)).immediate();
+            return this.write(() => this.settleOne(b.id, b.o));
           } catch (error) {
             return { error };
           }
@@ -469,7 +478,7 @@ export class SqliteQueue implements Queue {
 
   private setState(id: string, from: QueueState[], to: QueueState, dueNow = false): boolean {
     const placeholders = from.map(() => '?').join(',');
-    const r = this.sqlStatement(`UPDATE entries SET state = ?${dueNow ? ', next_attempt_at = ?' : ''} WHERE id = ? AND state IN (${placeholders})`).run(...(dueNow ? [to, Date.now(), id, ...from] : [to, id, ...from]));
+    const r = this.write(() => this.sqlStatement(`UPDATE entries SET state = ?${dueNow ? ', next_attempt_at = ?' : ''} WHERE id = ? AND state IN (${placeholders})`).run(...(dueNow ? [to, Date.now(), id, ...from] : [to, id, ...from])));
     return r.changes > 0;
   }
 
@@ -482,16 +491,16 @@ export class SqliteQueue implements Queue {
   }
 
   async retry(id: string | 'all'): Promise<number> {
-    if (id === 'all') return this.sqlStatement("UPDATE entries SET next_attempt_at = ? WHERE state = 'deferred'").run(Date.now()).changes;
+    if (id === 'all') return this.write(() => this.sqlStatement("UPDATE entries SET next_attempt_at = ? WHERE state = 'deferred'").run(Date.now()).changes);
     return this.setState(id, ['deferred', 'hold'], 'deferred', true) ? 1 : 0;
   }
 
   async delete(id: string): Promise<boolean> {
-    const r = this.db.transaction(() => {
+    const r = this.write(() => {
       this.sqlStatement('DELETE FROM recipients WHERE entry_id = ?').run(id);
       this.sqlStatement('DELETE FROM attempts WHERE entry_id = ?').run(id);
       return { removed: this.sqlStatement('DELETE FROM entries WHERE id = ?').run(id).changes, inline: this.sqlStatement('DELETE FROM bodies WHERE entry_id = ?').run(id).changes > 0 };
-    }).immediate();
+    });
     if (!r.inline) await this.dropBodyFile(id);
     return r.removed > 0;
   }
@@ -554,7 +563,7 @@ export class SqliteQueue implements Queue {
     for (const f of await fsp.readdir(this.bodies)) {
       if (f.endsWith('.eml') && !hasRow.get(f.slice(0, -4))) await fsp.rm(join(this.bodies, f), { force: true });
     }
-    return this.sqlStatement("UPDATE entries SET state = 'deferred', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE state = 'active'").run(Date.now()).changes;
+    return this.write(() => this.sqlStatement("UPDATE entries SET state = 'deferred', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE state = 'active'").run(Date.now()).changes);
   }
 
   async close(): Promise<void> {

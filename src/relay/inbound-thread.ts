@@ -14,7 +14,7 @@ import type { ErrorCode } from '../core/codes.js';
 import { Relay365Error } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { sanitize } from '../core/redact.js';
-import type { QueueEntry } from '../queue/index.js';
+import { useWriteLock, writeLockMemory, type QueueEntry } from '../queue/index.js';
 import type { Handoff } from './handoff.js';
 
 type Bound = Array<{ address: string; port: number; tls: string }>;
@@ -22,6 +22,8 @@ type Bound = Array<{ address: string; port: number; tls: string }>;
 interface ThreadData {
   relay365: 'inbound';
   handoff?: Handoff;
+  /** The SQLite queue's write lock, shared with delivery (../queue/write-lock.ts). */
+  writeLock: SharedArrayBuffer;
   config: Config;
   stateDir: string;
   hostname: string;
@@ -62,7 +64,7 @@ export class InboundThread {
   constructor(private readonly deps: InboundThreadDeps) {}
 
   async start(): Promise<void> {
-    const data: ThreadData = { relay365: 'inbound', handoff: this.deps.handoff, config: this.deps.config, stateDir: this.deps.stateDir, hostname: this.deps.hostname, logLevel: this.deps.log.level as LevelWithSilent };
+    const data: ThreadData = { relay365: 'inbound', handoff: this.deps.handoff, writeLock: writeLockMemory(), config: this.deps.config, stateDir: this.deps.stateDir, hostname: this.deps.hostname, logLevel: this.deps.log.level as LevelWithSilent };
     const [entry, evalOption] = threadEntry();
     // A small young generation: the thread's garbage is mostly per-command strings and buffers
     // that die at once, and the default (16 MB semi-spaces) would hold megabytes of it in RSS.
@@ -136,6 +138,7 @@ async function runThread(data: ThreadData): Promise<void> {
   const post = (m: FromThread) => port.postMessage(m);
   const log = forwardingLogger(post, data.logLevel);
   const [{ InboundServer }, { openQueue }] = await Promise.all([import('./inbound.js'), import('../queue/index.js')]);
+  useWriteLock(data.writeLock);
   const { config } = data;
   let queue: Awaited<ReturnType<typeof openQueue>> | undefined;
   let server: InstanceType<typeof InboundServer> | undefined;

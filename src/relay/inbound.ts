@@ -69,7 +69,8 @@ const LOOPBACK = buildAllowList(['127.0.0.0/8', '::1/128']);
 export class InboundServer {
   private servers: SMTPServer[] = [];
   private readonly perClient = new Map<string, number>();
-  private readonly perClientMessages = new Map<string, number[]>();
+  /** Per client: the times of its messages in the last minute, oldest first from `start`. */
+  private readonly perClientMessages = new Map<string, { times: number[]; start: number }>();
   bound: Array<{ address: string; port: number; tls: string }> = [];
 
   constructor(private deps: InboundDeps) {}
@@ -164,11 +165,7 @@ export class InboundServer {
         if (user && !user.allowed_senders.some((p) => matchesAddressPattern(p, sender))) {
           return callback(smtpError(553, `5.7.1 Sender address rejected: ${user.name} may not send as ${sender || '<>'}`));
         }
-        const now = Date.now();
-        const times = (self.perClientMessages.get(session.remoteAddress) ?? []).filter((t) => t > now - 60_000);
-        if (times.length >= relay().max_messages_per_minute_per_client) return callback(smtpError(450, '4.7.1 Too many messages from your address, slow down'));
-        times.push(now);
-        self.perClientMessages.set(session.remoteAddress, times);
+        if (!self.messageAllowed(session.remoteAddress, relay().max_messages_per_minute_per_client)) return callback(smtpError(450, '4.7.1 Too many messages from your address, slow down'));
         callback();
       },
       onRcptTo(address, session, callback) {
@@ -194,6 +191,21 @@ export class InboundServer {
     });
   }
 
+  /** Counts a message against the client's per-minute limit (a sliding window, O(1) per message). */
+  private messageAllowed(ip: string, perMinute: number): boolean {
+    const now = Date.now();
+    let w = this.perClientMessages.get(ip);
+    if (!w) this.perClientMessages.set(ip, (w = { times: [], start: 0 }));
+    while (w.start < w.times.length && w.times[w.start]! <= now - 60_000) w.start++;
+    if (w.start > 1024 && w.start * 2 > w.times.length) {
+      w.times = w.times.slice(w.start);
+      w.start = 0;
+    }
+    if (w.times.length - w.start >= perMinute) return false;
+    w.times.push(now);
+    return true;
+  }
+
   /** relay.allow_networks as a BlockList, built once per configuration (not once per RCPT). */
   private allowListFor?: { networks: string[]; list: ReturnType<typeof buildAllowList> };
   private allowList(): ReturnType<typeof buildAllowList> {
@@ -210,13 +222,16 @@ export class InboundServer {
     const body = Readable.from(
       (async function* () {
         yield Buffer.from(received, 'latin1');
-        // The Message-ID is noted on the way through (the queue indexes it for searches).
-        let head = '';
+        // The Message-ID is noted on the way through (the queue indexes it for searches), looked
+        // for until the header ends (or 64 KB of it).
+        let head: string | undefined = '';
         for await (const chunk of stream) {
           noteStreamed((chunk as Buffer).length);
-          if (head.length < 64 * 1024 && meta.messageId === undefined) {
+          if (head !== undefined) {
             head += (chunk as Buffer).toString('latin1');
-            meta.messageId = /^Message-ID:\s*<([^>\r\n]+)>/im.exec(head.split(/\r?\n\r?\n/)[0]!)?.[1];
+            const end = /\r?\n\r?\n/.exec(head)?.index;
+            meta.messageId = /^Message-ID:\s*<([^>\r\n]+)>/im.exec(end === undefined ? head : head.slice(0, end))?.[1];
+            if (meta.messageId !== undefined || end !== undefined || head.length >= 64 * 1024) head = undefined;
           }
           yield chunk as Buffer;
         }
