@@ -1,12 +1,15 @@
 /**
  * SMTP DATA transparency (RFC 5321 §4.5.2) for outgoing messages, as nodemailer's DataStream does
  * it — dots at line starts doubled, bare CR and bare LF turned into CRLF (a bare CR followed by a
- * dot gets the dot stuffed too, against SMTP smuggling) — but found with Buffer.indexOf (memchr)
- * instead of a JavaScript loop over every byte. For a 1 MB message that loop was a third of the
- * relay's delivery CPU; this visits only line breaks. The output is the same byte for byte
- * (test/transport/dot-stuffing.test.ts compares both on random input split at random points).
+ * dot gets the dot stuffed too, against SMTP smuggling) — without a JavaScript loop over every
+ * byte, which for a 1 MB message was a third of the relay's delivery CPU. A chunk already in wire
+ * form (nearly all of them) passes untouched after a SIMD check (./line-scan.ts); any other is
+ * escaped visiting only its line breaks, found with Buffer.indexOf. The output is the same byte
+ * for byte (test/transport/dot-stuffing.test.ts compares both on random input split at random
+ * points).
  */
 import { noteStreamed } from '../core/memory.js';
+import { isWireForm } from './line-scan.js';
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -17,33 +20,13 @@ const INSERT_CR = Buffer.from('\r');
 const INSERT_DOT = Buffer.from('.');
 
 /**
- * True when DataStream's rules would change nothing in the chunk: CRLF line ends only and no dot
- * starting a line, the shape of nearly every message. Two indexOf calls per line (the next LF,
- * and the next CR, which must sit right before it), half the cost of examining each line break.
- */
-function unchanged(chunk: Buffer, lastByte: number | false): boolean {
-  const first = chunk[0];
-  if (lastByte === CR ? first !== LF : first === LF || (first === DOT && (lastByte === LF || lastByte === false))) return false;
-  let from = 0;
-  for (let lf = chunk.indexOf(LF); lf >= 0; lf = chunk.indexOf(LF, from)) {
-    // A CR anywhere else in the line is bare; an LF at 0 was judged with lastByte above.
-    if (lf > 0 && chunk.indexOf(CR, from) !== lf - 1) return false;
-    if (chunk[lf + 1] === DOT) return false;
-    from = lf + 1;
-  }
-  // After the last LF only a CR in the very last byte may remain (the next chunk's first byte decides).
-  const cr = chunk.indexOf(CR, from);
-  return cr < 0 || cr === chunk.length - 1;
-}
-
-/**
  * Escapes one chunk. `lastByte` is the last input byte of the previous chunk (false before the
  * first). Insertions can only happen right after a CR, at an LF, right after an LF, or at the very
  * start; those are the only positions examined, each by DataStream's own rules.
  */
 export function stuffChunk(chunk: Buffer, lastByte: number | false): Buffer {
   const len = chunk.length;
-  if (!len || unchanged(chunk, lastByte)) return chunk;
+  if (!len || isWireForm(chunk, lastByte)) return chunk;
   const parts: Buffer[] = [];
   let copied = 0;
   let outLen = 0;

@@ -1,12 +1,16 @@
 /**
  * The fast dot-stuffing (src/transport/dot-stuffing.ts) against nodemailer's own DataStream: the
  * same bytes out for random input made of line breaks, dots and text, split at random points,
- * and a 1 MB message through the patched stream.
+ * and a 1 MB message through the patched stream. The wire-form check (src/transport/line-scan.ts)
+ * in WebAssembly against its indexOf twin, and its module against its source.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Transform } from 'node:stream';
+import { readFileSync } from 'node:fs';
 import { patchNodemailerDataStream, stuffChunk } from '../../src/transport/dot-stuffing.js';
+import { wireFormIndexOf, wireFormSimd } from '../../src/transport/line-scan.js';
+import { LINE_SCAN_TS_PATH, renderLineScanModule } from '../../scripts/gen-line-scan.js';
 
 type DataStreamClass = new () => Transform & { lastByte: number | false; inByteCount: number; outByteCount: number };
 const url = new URL('./smtp-connection/data-stream.js', import.meta.resolve('nodemailer'));
@@ -97,4 +101,34 @@ test('the patched DataStream stuffs a 1 MB message as the original did, counters
   await new Promise((r) => s.on('end', r));
   assert.equal(s.inByteCount, buf.length);
   assert.equal(s.outByteCount, after.length);
+});
+
+test('the wire-form check: WebAssembly and indexOf agree on 100,000 random chunks, every preceding byte, and chunks larger than the module\'s window', () => {
+  const rnd = generator(42);
+  const alphabet = [0x0d, 0x0a, 0x2e, 0x61, 0x0d, 0x0a, 0x61, 0x61, 0x61, 0x61];
+  const before: Array<number | false> = [false, 0x0d, 0x0a, 0x2e, 0x61];
+  let inWireForm = 0;
+  for (let n = 0; n < 100_000; n++) {
+    const chunk = Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 48) }, () => alphabet[Math.floor(rnd() * alphabet.length)]!));
+    const last = before[Math.floor(rnd() * before.length)]!;
+    const simd = wireFormSimd(chunk, last);
+    assert.notEqual(simd, undefined, 'WebAssembly SIMD runs on this machine');
+    assert.equal(simd, wireFormIndexOf(chunk, last), `${JSON.stringify(chunk.toString('latin1'))} after ${String(last)}`);
+    if (simd) inWireForm++;
+  }
+  assert.ok(inWireForm > 5_000, `both outcomes are exercised (${inWireForm} in wire form)`);
+  // 600 KB of CRLF lines spans three windows; one fault anywhere, including at a window's edges.
+  const clean = Buffer.from(`${'y'.repeat(78)}\r\n`.repeat(7_700), 'latin1');
+  assert.equal(wireFormSimd(clean, 0x0a), true);
+  for (const at of [0, 1, 256 * 1024 - 1, 256 * 1024, 256 * 1024 + 1, 512 * 1024, clean.length - 2, clean.length - 1]) {
+    for (const byte of [0x0a, 0x0d, 0x2e]) {
+      const faulty = Buffer.from(clean);
+      faulty[at] = byte;
+      assert.equal(wireFormSimd(faulty, 0x0a), wireFormIndexOf(faulty, 0x0a), `byte ${byte} at ${at}`);
+    }
+  }
+});
+
+test('src/transport/line-scan-wasm.ts is line-scan.wat assembled (run: node --import tsx scripts/gen-line-scan.ts)', async () => {
+  assert.equal(readFileSync(LINE_SCAN_TS_PATH, 'utf8'), await renderLineScanModule(), 'line-scan-wasm.ts is stale: regenerate it');
 });
