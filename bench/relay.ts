@@ -211,12 +211,16 @@ async function measure(port: number, sink: Sink, s: Scenario): Promise<Result> {
   return { acceptPerSec: (s.messages * 1000) / accepted, endToEndPerSec: (s.messages * 1000) / e2e };
 }
 
+/** --only=10:1MB:per,50:1KB:reused — a subset of the throughput table (quick checks). */
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const scenarioName = (s: Scenario) => `${s.sessions}:${s.size === KB ? '1KB' : '1MB'}:${s.reuse ? 'reused' : 'per'}`;
+
 function scenarios(): Scenario[] {
   const out: Scenario[] = [];
   for (const sessions of smoke ? [10] : [10, 50])
     for (const size of [KB, MB])
       for (const reuse of [false, true]) out.push({ sessions, size, reuse, messages: smoke ? (size === KB ? 40 : 10) : size === KB ? 2000 : 200 });
-  return out;
+  return only ? out.filter((s) => only.includes(scenarioName(s))) : out;
 }
 
 const fmt = (n: number, d = 1) => n.toFixed(d);
@@ -368,6 +372,10 @@ async function main(): Promise<void> {
     await pf?.stop();
   }
 
+  if (only) {
+    await sink.stop();
+    return;
+  }
   try {
     console.log('\n## Memory (relay365 process, fresh start for each)');
     const idle = smoke ? 100 : 1000;
