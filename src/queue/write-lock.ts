@@ -21,16 +21,22 @@ export function useWriteLock(memory: SharedArrayBuffer): void {
   cell = new Int32Array(memory);
 }
 
+/** Held by this thread: taking it again would wait for ourselves forever. */
+let held = false;
+
 export function withWriteLock<T>(fn: () => T): T {
+  if (held) throw new Error('queue write lock taken twice by one thread');
   let c = Atomics.compareExchange(cell, 0, 0, 1);
   if (c !== 0) {
     do {
       if (c === 2 || Atomics.compareExchange(cell, 0, 1, 2) !== 0) Atomics.wait(cell, 0, 2);
     } while ((c = Atomics.compareExchange(cell, 0, 0, 2)) !== 0);
   }
+  held = true;
   try {
     return fn();
   } finally {
+    held = false;
     if (Atomics.sub(cell, 0, 1) !== 1) {
       Atomics.store(cell, 0, 0);
       Atomics.notify(cell, 0, 1);
