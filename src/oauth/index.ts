@@ -4,4 +4,5 @@ export { AccountStore, storeKeyFromEnv, type AccountRecord, type AccountFlow, ty
 export { CLOUDS, resolveEndpoints, scopeFor, parsePurposes, checkCustomScopes, resourceGroup } from './authority.js';
 export { clientCredentials, refresh, deviceCode, authorizationCode, passwordGrant, loadCertificate, type DevicePrompt, type TokenSet } from './flows.js';
 export { toOAuthError, needsReauth } from './errors.js';
+export { storeGrant, type GrantMode, type StoredGrant } from './grant.js';
 export { importTokenFile, exportSaslXoauth2 } from './imports.js';

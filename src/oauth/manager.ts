@@ -87,6 +87,12 @@ export class TokenManager implements TokenProvider {
     return this.getAccessToken(account, { ...request, forceRefresh: true });
   }
 
+  /** Forget the in-memory access tokens of `account` (its stored tokens were replaced). */
+  forgetCached(account: string): void {
+    const prefix = `${account.toLowerCase()}|`;
+    for (const key of this.memory.keys()) if (key.startsWith(prefix)) this.memory.delete(key);
+  }
+
   private wrap(account: string, purpose: TokenPurpose, t: { token: string; expiresAt: number }, rec: AccountRecord | undefined): AccessToken {
     return { token: t.token, expiresAt: t.expiresAt, account, username: rec?.mailbox ?? this.mailboxes.get(account.toLowerCase()) ?? account, purpose };
   }

@@ -5,9 +5,8 @@
  * reads, so the account is usable by the next delivery.
  */
 import { OAuthError, isRelay365Error, toRelay365Error } from '../core/errors.js';
-import { registerSecret } from '../core/redact.js';
 import type { Logger } from '../core/log.js';
-import { authorizationCode, CLOUDS, deviceCode, flowContextFor, resourceGroup, scopeFor, type AccountRecord, type TokenManager, type TokenSet } from '../oauth/index.js';
+import { authorizationCode, CLOUDS, deviceCode, flowContextFor, resourceGroup, scopeFor, storeGrant, type AccountRecord, type TokenManager, type TokenSet } from '../oauth/index.js';
 import { randomToken } from './auth.js';
 
 export type SignInFlow = 'browser' | 'device';
@@ -105,9 +104,10 @@ export class SignIns {
 
     tokens
       .then(async (set) => {
-        await this.store(rec, set, purpose);
+        // Re-authorization keeps every stored setting and replaces only the grant.
+        const stored = await storeGrant(this.deps.tokens, rec, set, purpose);
         info.status = 'done';
-        this.deps.log.info({ account: rec.email, flow, purpose }, 'account signed in from the admin page');
+        this.deps.log.info({ account: rec.email, flow, purpose, kept: stored.kept, dropped: stored.dropped, identityChanged: stored.identityChanged }, 'account signed in from the admin page');
         await this.deps.onAccountsChanged?.();
       })
       .catch((e: unknown) => {
@@ -144,24 +144,6 @@ export class SignIns {
   /** Abort every waiting sign-in (the admin listener is stopping). */
   stop(): void {
     for (const id of this.running.keys()) this.cancel(id);
-  }
-
-  private async store(rec: AccountRecord, set: TokenSet, purpose: SignIn['purpose']): Promise<void> {
-    registerSecret(set.accessToken);
-    registerSecret(set.refreshToken);
-    const store = this.deps.tokens.store;
-    await store.withLock(rec.email, async () => {
-      // Re-authorization keeps every stored setting and replaces only the grant.
-      const current = purpose === 'reauth' ? ((await store.get(rec.email)) ?? rec) : rec;
-      current.flow = rec.flow;
-      const group = resourceGroup(current.purposes[0] ?? 'smtp');
-      if (set.refreshToken) current.refreshToken = set.refreshToken;
-      current.access = { ...(purpose === 'reauth' ? {} : current.access), [group]: { token: set.accessToken, expiresAt: set.expiresAt } };
-      current.state = 'valid';
-      current.lastRefresh = new Date().toISOString();
-      current.lastError = undefined;
-      await store.put(current);
-    });
   }
 
   private sweep(): void {

@@ -18,6 +18,7 @@ import {
   passwordGrant,
   resourceGroup,
   scopeFor,
+  storeGrant,
   type AccountRecord,
   type TokenPurpose,
   type TokenSet,
@@ -159,17 +160,6 @@ async function signIn(rec: AccountRecord, ctx: CliContext, opts: { json?: boolea
   }
 }
 
-function storeTokens(rec: AccountRecord, set: TokenSet): void {
-  const group = resourceGroup(rec.purposes[0] ?? 'smtp');
-  if (set.refreshToken) rec.refreshToken = set.refreshToken;
-  rec.access = { ...rec.access, [group]: { token: set.accessToken, expiresAt: set.expiresAt } };
-  rec.state = 'valid';
-  rec.lastRefresh = new Date().toISOString();
-  rec.lastError = undefined;
-  registerSecret(set.accessToken);
-  registerSecret(set.refreshToken);
-}
-
 export function register(program: Command, ctx: CliContext): void {
   const manager = () => openTokenManager({ stateDir: ctx.stateDir(), caFile: ctx.env.RELAY365_CA_FILE, env: ctx.env });
   const account = program.command('account').description('Add, list, show, re-authorize and remove accounts (OAuth settings and tokens)');
@@ -240,8 +230,7 @@ export function register(program: Command, ctx: CliContext): void {
         updatedAt: now,
       };
       const set = await signIn(rec, ctx, { json: opts.json, browser: opts.browser, username: opts.username, password: opts.passwordEnv ? ctx.env[opts.passwordEnv] : undefined });
-      storeTokens(rec, set);
-      await manager().store.put(rec);
+      await storeGrant(manager(), rec, set, 'add');
       if (opts.json) ctx.print(JSON.stringify({ added: rec.email, flow: rec.flow, purposes: rec.purposes, expires_at: new Date(set.expiresAt).toISOString(), refresh_token: set.refreshToken ? 'stored' : 'none' }));
       else ctx.print(`Account ${rec.email} added (${rec.flow}); token valid until ${new Date(set.expiresAt).toISOString()}${set.refreshToken ? '; refresh token stored' : ''}.`);
     });
@@ -292,8 +281,7 @@ export function register(program: Command, ctx: CliContext): void {
       if (!rec) throw new Relay365Error('ACCOUNT_NOT_FOUND', `No account ${email}.`);
       if (rec.flow === 'imported') rec.flow = rec.redirectUri ? 'browser' : 'device';
       const set = await signIn(rec, ctx, { json: opts.json, browser: opts.browser });
-      storeTokens(rec, set);
-      await m.store.put(rec);
+      await storeGrant(m, rec, set, 'reauth');
       if (opts.json) ctx.print(JSON.stringify({ reauthorized: rec.email, expires_at: new Date(set.expiresAt).toISOString() }));
       else ctx.print(`Account ${rec.email} re-authorized.`);
     });
