@@ -10,10 +10,10 @@
 import { promises as dns } from 'node:dns';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
-import { Agent, request } from 'undici';
-import { Relay365Error, OAuthError } from '../core/errors.js';
+import { Relay365Error, OAuthError, TransportError } from '../core/errors.js';
 import { redactText, registerSecret } from '../core/redact.js';
 import { xoauth2 } from '../sasl/index.js';
+import { loadUndici, makeAgent } from '../oauth/http.js';
 import type { TokenManager, AccountSummary } from '../oauth/index.js';
 import type { AccessToken, TokenPurpose } from '../oauth/types.js';
 import { LineSocket, trustedCas } from '../fetch/line-socket.js';
@@ -39,6 +39,7 @@ export interface CheckOptions {
   graphUrl?: string;
   caFile?: string;
   sendTestTo?: string;
+  /** The longest wait for any one answer (connect, TLS, a reply, an HTTP response); default 20 s. */
   timeoutMs?: number;
   /** EHLO name. */
   ehloName?: string;
@@ -56,6 +57,8 @@ const PLANS: Record<CheckProtocol, StepId[]> = {
   pop3: ['configuration', 'dns', 'tcp', 'tls', 'greeting', 'capabilities', 'token', 'claims', 'auth', 'mailbox'],
   graph: ['configuration', 'dns', 'tcp', 'tls', 'token', 'claims', 'auth', 'test-message'],
 };
+
+const DEFAULT_TIMEOUT_MS = 20_000;
 
 const PURPOSE: Record<CheckProtocol, TokenPurpose> = { smtp: 'smtp', imap: 'imap', pop3: 'pop', graph: 'graph' };
 
@@ -122,7 +125,7 @@ function explainError(e: unknown, protocol: CheckProtocol): Explanation | undefi
   }
   if (e instanceof Relay365Error) {
     if (e.code === 'TLS') return ADVICE.tlsUnverified;
-    if (e.code === 'NETWORK') return ADVICE.tcp;
+    if (e.code === 'NETWORK') return e.details?.noAnswer ? ADVICE.noAnswer : ADVICE.tcp;
     const entry = explainReply(e.message, protocol);
     if (entry) return fromCatalogue(entry);
   }
@@ -152,7 +155,7 @@ async function checkProtocol(o: CheckOptions, protocol: CheckProtocol): Promise<
       }
     });
     sock = await rec.step('tcp', async () => {
-      const s = await LineSocket.connect({ host: endpoint.host, port: endpoint.port, caFile: o.caFile, timeoutMs: o.timeoutMs ?? 20_000, transcript: rec.line, reportUnverified: true });
+      const s = await LineSocket.connect({ host: endpoint.host, port: endpoint.port, caFile: o.caFile, timeoutMs: o.timeoutMs ?? DEFAULT_TIMEOUT_MS, transcript: rec.line, reportUnverified: true });
       return { detail: `connected to ${endpoint.host}:${endpoint.port}`, value: s };
     });
     const s = sock;
@@ -431,19 +434,42 @@ async function pop3Probe(o: CheckOptions, rec: Recorder, s: LineSocket, ep: Endp
 
 // --------------------------------------------------------------------------------------- Graph
 
+/** undici's own timeout errors; the AbortSignal.timeout one is known by its name (see httpTimeout). */
+const HTTP_TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/** A Graph request that got no answer in time, as the NETWORK failure every other step reports. */
+function httpTimeout(e: unknown, host: string, timeoutMs: number): TransportError | undefined {
+  const err = e as Error & { code?: unknown };
+  // undici's errors carry a string code; the AbortSignal's DOMException a number (23) and its name.
+  const code = typeof err?.code === 'string' && HTTP_TIMEOUT_CODES.has(err.code) ? err.code : undefined;
+  if (!code && err?.name !== 'TimeoutError') return undefined;
+  const connecting = code === 'UND_ERR_CONNECT_TIMEOUT';
+  return new TransportError('NETWORK', `${host}: ${connecting ? 'could not connect' : 'no answer'} within ${timeoutMs} ms${code ? ` (${code})` : ''}`, {
+    cause: e,
+    hint: connecting ? 'Check the host, port, firewall and proxy.' : 'The server took the request but did not answer: retry later; check any proxy or firewall that inspects HTTPS.',
+    details: { noAnswer: !connecting },
+  });
+}
+
 async function graphProbe(o: CheckOptions, rec: Recorder, mailbox: string, target: string): Promise<ProtocolReport> {
   const base = (o.graphUrl ?? 'https://graph.microsoft.com').replace(/\/+$/, '');
+  const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const ca = trustedCas(o.caFile);
-  const dispatcher = new Agent({ connect: { ...(ca ? { ca } : {}), minVersion: 'TLSv1.2' } });
+  // undici is loaded here, not when the check module is: the relay keeps it out of memory until needed.
+  const [{ request }, dispatcher] = await Promise.all([loadUndici(), makeAgent({ ca, minVersion: 'TLSv1.2', timeoutMs })]);
   try {
     const t = await tokenAndClaims(o, rec, 'graph', mailbox);
     const post = async (body: unknown) => {
       const url = `${base}/v1.0/users/${encodeURIComponent(mailbox)}/sendMail`;
       rec.line('C', `POST ${url}`);
-      const res = await request(url, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body), dispatcher });
-      const text = await res.body.text();
-      rec.line('S', `${res.statusCode} ${redactText(text).slice(0, 500)}`);
-      return { status: res.statusCode, text };
+      try {
+        const res = await request(url, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body), dispatcher, signal: AbortSignal.timeout(timeoutMs) });
+        const text = await res.body.text();
+        rec.line('S', `${res.statusCode} ${redactText(text).slice(0, 500)}`);
+        return { status: res.statusCode, text };
+      } catch (e) {
+        throw httpTimeout(e, new URL(url).host, timeoutMs) ?? e;
+      }
     };
     await rec.step('auth', async () => {
       // An empty sendMail request: Graph checks the token, the permission and the mailbox before it

@@ -5,6 +5,7 @@
  * routes need no token never loads it.
  */
 import { readFileSync } from 'node:fs';
+import type { SecureVersion } from 'node:tls';
 import type { Agent } from 'undici';
 
 export interface HttpOptions {
@@ -12,9 +13,30 @@ export interface HttpOptions {
   timeoutMs?: number;
 }
 
+/** How long an HTTP call may take to connect (TCP and TLS), to send its response headers, and between two chunks of its body. */
+export const HTTP_TIMEOUTS = { connectMs: 10_000, headersMs: 30_000, bodyMs: 30_000 } as const;
+
+export interface AgentOptions {
+  /** Trusted CAs (PEM); as with tls.connect, they replace Node's built-in list. */
+  ca?: string | string[];
+  minVersion?: SecureVersion;
+  /** Caps each of HTTP_TIMEOUTS (a diagnostic's shorter leash, or a test's). */
+  timeoutMs?: number;
+}
+
 const agents = new Map<string, Promise<Agent>>();
 let undici: Promise<typeof import('undici')> | undefined;
-const loadUndici = () => (undici ??= import('undici'));
+
+/** undici, imported on first use (see the header). */
+export const loadUndici = () => (undici ??= import('undici'));
+
+/** An undici Agent with the timeouts above; whoever makes one closes it. */
+export async function makeAgent(options: AgentOptions = {}): Promise<Agent> {
+  const { Agent } = await loadUndici();
+  const cap = (ms: number) => Math.min(ms, options.timeoutMs ?? ms);
+  const connect = { ...(options.ca ? { ca: options.ca } : {}), ...(options.minVersion ? { minVersion: options.minVersion } : {}), timeout: cap(HTTP_TIMEOUTS.connectMs) };
+  return new Agent({ connect, headersTimeout: cap(HTTP_TIMEOUTS.headersMs), bodyTimeout: cap(HTTP_TIMEOUTS.bodyMs) });
+}
 
 export function makeFetch(options: HttpOptions = {}): typeof fetch {
   const timeoutMs = options.timeoutMs ?? 30_000;
@@ -24,7 +46,7 @@ export function makeFetch(options: HttpOptions = {}): typeof fetch {
     // The CA file is read once, here, so a missing one is reported where the route or account
     // is set up.
     const ca = options.caFile ? readFileSync(options.caFile, 'utf8') : undefined;
-    agent = loadUndici().then(({ Agent }) => new Agent({ connect: ca ? { ca, timeout: 10_000 } : { timeout: 10_000 }, headersTimeout: 30_000, bodyTimeout: 30_000 }));
+    agent = makeAgent({ ca });
     agents.set(key, agent);
   }
   const dispatcher = agent;

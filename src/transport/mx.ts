@@ -15,6 +15,7 @@ export interface MxTransportOptions {
   /** Port to deliver to (25; tests use another). */
   port?: number;
   name?: string;
+  /** Not read: MX certificates are never verified (see deliverTo), so a CA would change nothing. Accepted so an mx route with a CA file still loads. */
   caFile?: string;
   timeoutMs?: number;
 }
@@ -58,12 +59,13 @@ export class MxTransport implements Transport {
    * One MX host. Opportunistic TLS here is RFC 7435's "encrypt, don't authenticate" (Postfix's
    * smtp_tls_security_level = may): MX certificates are often self-signed or name another host,
    * and an MX name from unsigned DNS proves nothing, so the certificate is not verified — a
-   * verification failure would otherwise bounce mail that any MTA delivers. If the TLS handshake
-   * itself fails, the host is retried once in plaintext, as Postfix does.
+   * verification failure would otherwise bounce mail that any MTA delivers. With verification
+   * off, no CA file is read. If the TLS handshake itself fails, the host is retried once in
+   * plaintext, as Postfix does, and the reply recorded for the delivery says so.
    */
   private async deliverTo(address: string, envelope: Envelope, message: MessageSource): Promise<DeliveryResult> {
     const attempt = async (security: 'opportunistic' | 'none') => {
-      const t = new SmtpTransport({ host: address, port: this.options.port ?? 25, security, dangerouslySkipTlsVerify: true, name: this.options.name, caFile: this.options.caFile, pool: false, timeoutMs: this.options.timeoutMs });
+      const t = new SmtpTransport({ host: address, port: this.options.port ?? 25, security, dangerouslySkipTlsVerify: true, name: this.options.name, pool: false, timeoutMs: this.options.timeoutMs });
       try {
         return await t.deliver(envelope, message);
       } finally {
@@ -74,7 +76,9 @@ export class MxTransport implements Transport {
       return await attempt('opportunistic');
     } catch (err) {
       if ((err as TransportError).code !== 'TLS') throw err;
-      return attempt('none');
+      const r = await attempt('none');
+      // The relay logs this reply and keeps it with the delivery attempt: a downgrade must show there.
+      return { ...r, response: `${r.response} (sent without TLS: the TLS handshake with ${address} failed: ${handshakeReason(err as Error)})` };
     }
   }
 
@@ -128,4 +132,10 @@ export class MxTransport implements Transport {
   }
 
   async close(): Promise<void> {}
+}
+
+/** OpenSSL's "…:SSL routines:ssl3_read_bytes:tlsv1 alert protocol version:…" → "tlsv1 alert protocol version"; anything else on one line. */
+function handshakeReason(err: Error): string {
+  const text = err.message.replace(/\s+/g, ' ').trim();
+  return /SSL routines:[^:]*:([^:]+)/.exec(text)?.[1] ?? text;
 }
