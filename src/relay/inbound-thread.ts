@@ -168,8 +168,12 @@ async function runThread(data: ThreadData): Promise<void> {
   }
   post({ t: 'listening', bound: server.bound });
   port.on('message', (m: ToThread) => {
-    if (m.t === 'reconfigure') server!.reconfigure(m.config);
-    else if (m.t === 'stop') {
+    if (m.t === 'reconfigure') {
+      // Test-only trigger (test/relay/serve-supervision.test.ts): with this variable set, a reload
+      // (SIGHUP) throws here as a bug in the thread would, and the thread dies after start-up.
+      if (process.env.RELAY365_TEST_INBOUND_THREAD_DIES_ON_RELOAD) throw new Error('the inbound thread died on reload (RELAY365_TEST_INBOUND_THREAD_DIES_ON_RELOAD is set)');
+      server!.reconfigure(m.config);
+    } else if (m.t === 'stop') {
       void (async () => {
         await server!.stop();
         await queue!.close();

@@ -7,17 +7,18 @@
  */
 import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { sandbox } from '../helpers/sandbox.js';
-import { tempDir, repoRoot, cliEntry, childEnv, runCli } from '../helpers/cli.js';
+import { tempDir, repoRoot, runCli } from '../helpers/cli.js';
 import { addAccount } from '../helpers/accounts.js';
 import { relayYaml } from '../helpers/relay.js';
+import { startServe, type StartedServe } from '../helpers/serve.js';
 import { RelayService } from '../../src/relay/index.js';
 import { parseConfigText } from '../../src/config/index.js';
 import { createLogger } from '../../src/core/log.js';
@@ -36,26 +37,13 @@ let sb: Sandbox;
 let stateA: string;
 let stateB: string;
 let configA: string;
-let relayA: ChildProcess | undefined;
+let relayA: StartedServe | undefined;
 let relayB: RelayService | undefined;
 const settledByB = new Set<string>();
 
 /** The test relay's YAML with the shared queue; Exchange's 3 connections per mailbox, split between the two instances as docs/queue.md says. */
 function yaml(connections: number): string {
   return relayYaml(sb, { delivery: `  messages_per_minute_per_account: 100000\n  connections_per_account: ${connections}` }).replace('web:\n  port: 0', `queue:\n  backend: postgres\n  postgres_url: "${PG_URL}?schema=${SCHEMA}"\nweb:\n  enabled: false`);
-}
-
-function startChildRelay(): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', cliEntry, '--state', stateA, '--config', configA, 'serve'], { cwd: repoRoot, env: childEnv({ RELAY365_LOG_LEVEL: 'warn' }), stdio: ['ignore', 'ignore', 'ignore'] });
-}
-
-async function childPort(state: string): Promise<number> {
-  const file = join(state, 'relay.json');
-  for (let i = 0; i < 600; i++) {
-    if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')).smtp[0].port;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('relay A did not start');
 }
 
 async function sendPy(port: number, count: number, prefix: string): Promise<Array<{ id: string; code: number }>> {
@@ -111,15 +99,11 @@ before(async () => {
   // B first: it creates the schema, so A's start does not race it (both would be fine: migrations take an advisory lock).
   relayB = await RelayService.start({ config: parseConfigText(yaml(2), 'b.yaml').config, stateDir: stateB, log: createLogger({ level: 'silent' }) });
   relayB.events.on('settled', (e: QueueEntry) => settledByB.add(e.id));
-  relayA = startChildRelay();
-  await childPort(stateA);
+  relayA = await startServe({ state: stateA, configFile: configA, logLevel: 'warn' });
 });
 
 after(async () => {
-  if (relayA && relayA.exitCode === null && relayA.signalCode === null) {
-    relayA.kill('SIGTERM');
-    await new Promise((r) => relayA!.once('exit', r));
-  }
+  await relayA?.stop();
   await relayB?.stop();
   await sb?.stop();
   if (db) {
@@ -130,7 +114,7 @@ after(async () => {
 
 test('100 messages offered to two instances sharing the queue are each delivered exactly once', async (t) => {
   if (skipWithoutPostgres(t)) return;
-  const portA = await childPort(stateA);
+  const portA = relayA!.port;
   const sent = (await Promise.all([sendPy(portA, 50, 'pg-a'), sendPy(relayB!.smtpPort, 50, 'pg-b')])).flat();
   assert.equal(sent.length, 100);
   assert.deepEqual(sent.filter((s) => s.code !== 250), [], 'every message accepted');
@@ -157,15 +141,14 @@ test('100 messages offered to two instances sharing the queue are each delivered
 
 test('an instance killed mid-flow: its leases are left alone until they expire, then the other delivers them', async (t) => {
   if (skipWithoutPostgres(t)) return;
-  const portA = await childPort(stateA);
+  const portA = relayA!.port;
   const ownerA = `${hostname()}:${relayA!.pid}`;
   // Every upstream MAIL FROM takes 1.5 s, so both instances are holding leases when A is killed.
   sb.faults.add({ stage: 'smtp.mail', action: { kind: 'delay', ms: 1500 }, count: -1 });
   const sending = sendPy(portA, 20, 'kill');
   await until('instance A to hold leases', async () => Number((await sql<{ n: string }>("SELECT count(*) AS n FROM $S.entries WHERE state = 'active' AND lease_owner = $1", [ownerA]))[0]!.n) > 0, 30_000);
   await new Promise((r) => setTimeout(r, 300));
-  relayA!.kill('SIGKILL');
-  await new Promise((r) => relayA!.once('exit', r));
+  await relayA!.stop('SIGKILL');
   sb.faults.clear();
   const accepted = (await sending).filter((s) => s.code === 250).map((s) => s.id);
   const heldByA = await sql<{ id: string; message_id: string; lease_until: Date }>("SELECT id, message_id, lease_until FROM $S.entries WHERE state = 'active' AND lease_owner = $1", [ownerA]);

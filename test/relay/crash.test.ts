@@ -1,29 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sandbox } from '../helpers/sandbox.js';
-import { tempDir, repoRoot, cliEntry, childEnv } from '../helpers/cli.js';
+import { tempDir, repoRoot } from '../helpers/cli.js';
 import { addAccount } from '../helpers/accounts.js';
 import { relayYaml } from '../helpers/relay.js';
+import { startServe } from '../helpers/serve.js';
 
 const ALICE = 'alice@contoso.onmicrosoft.com';
 const BOB = 'bob@contoso.onmicrosoft.com';
-
-function startRelay(state: string, configFile: string): ChildProcess {
-  rmSync(join(state, 'relay.json'), { force: true });
-  return spawn(process.execPath, ['--import', 'tsx', cliEntry, '--state', state, '--config', configFile, 'serve'], { cwd: repoRoot, env: childEnv({ RELAY365_LOG_LEVEL: 'warn' }), stdio: ['ignore', 'ignore', 'ignore'] });
-}
-
-async function relayPort(state: string): Promise<number> {
-  const file = join(state, 'relay.json');
-  for (let i = 0; i < 600; i++) {
-    if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')).smtp[0].port;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('relay did not start');
-}
 
 /** Sends `count` messages with smtplib, one connection each; resolves with the ids that got 250. */
 function sendBatch(port: number, count: number, prefix: string): { done: Promise<string[]> } {
@@ -47,19 +34,17 @@ test('kill -9 at random moments while messages flow: every message that got a 25
     // 1,000 messages offered in all: 5 lives of the relay, 2 clients × 100 messages each, every
     // life ended by SIGKILL at a random moment while both clients are sending.
     for (let round = 0; round < 5; round++) {
-      const relay = startRelay(state, configFile);
-      const port = await relayPort(state);
-      const batches = [sendBatch(port, 100, `crash${round}a`), sendBatch(port, 100, `crash${round}b`)];
+      const relay = await startServe({ state, configFile, logLevel: 'warn' });
+      const batches = [sendBatch(relay.port, 100, `crash${round}a`), sendBatch(relay.port, 100, `crash${round}b`)];
       await new Promise((r) => setTimeout(r, 500 + Math.random() * 2000));
-      relay.kill('SIGKILL');
+      const killed = relay.stop('SIGKILL');
       for (const b of batches) accepted.push(...(await b.done));
-      await new Promise((r) => relay.exitCode !== null || relay.signalCode !== null ? r(undefined) : relay.once('exit', r));
+      await killed;
     }
     t.diagnostic(`${accepted.length} of 1000 offered messages got a 250 before the kills`);
     assert.ok(accepted.length > 100, `enough messages were accepted before the kills (${accepted.length})`);
-    const relay = startRelay(state, configFile);
+    const relay = await startServe({ state, configFile, logLevel: 'warn' });
     try {
-      await relayPort(state);
       const deadline = Date.now() + 90_000;
       let missing: string[] = accepted;
       while (Date.now() < deadline) {
@@ -70,8 +55,7 @@ test('kill -9 at random moments while messages flow: every message that got a 25
       }
       assert.deepEqual(missing, [], `${missing.length} of ${accepted.length} accepted messages were lost`);
     } finally {
-      relay.kill('SIGTERM');
-      await new Promise((r) => relay.once('exit', r));
+      await relay.stop();
     }
   } finally {
     await sb.stop();

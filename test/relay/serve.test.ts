@@ -5,13 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RawClient } from '../helpers/sandbox.js';
-import { repoRoot, cliEntry, childEnv, runCli } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
 import { sandboxWithAccount } from '../helpers/accounts.js';
 import { relayYaml } from '../helpers/relay.js';
+import { startServe } from '../helpers/serve.js';
 
 const ALICE = 'alice@contoso.onmicrosoft.com';
 const BOB = 'bob@contoso.onmicrosoft.com';
@@ -20,23 +20,6 @@ const fixture = sandboxWithAccount(ALICE, 'alice-Passw0rd!');
 async function say(c: RawClient, line: string): Promise<string> {
   c.socket.write(`${line}\r\n`);
   return (await c.smtpReply(10_000)).join('\n');
-}
-
-function serve(configFile: string) {
-  rmSync(join(fixture.state, 'relay.json'), { force: true });
-  const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, '--state', fixture.state, '--config', configFile, 'serve'], { cwd: repoRoot, env: childEnv({ RELAY365_LOG_LEVEL: 'info' }), stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-  const port = (async () => {
-    const file = join(fixture.state, 'relay.json');
-    for (let i = 0; i < 600; i++) {
-      if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')).smtp[0].port as number;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`relay did not start: ${stderr}`);
-  })();
-  return { child, port, exited, stderr: () => stderr };
 }
 
 async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
@@ -50,9 +33,9 @@ async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 
 test('SIGHUP reloads the policy; an open connection survives it and the new policy applies', async (t) => {
   const configFile = join(fixture.state, 'reload.yaml');
   writeFileSync(configFile, relayYaml(fixture.sb, { relay: '  max_recipients: 5' }));
-  const relay = serve(configFile);
-  t.after(() => relay.child.kill('SIGKILL'));
-  const port = await relay.port;
+  const relay = await startServe({ state: fixture.state, configFile });
+  t.after(() => relay.stop());
+  const port = relay.port;
   const c = await RawClient.connect(port);
   await c.smtpReply();
   assert.match(await say(c, 'EHLO printer.test'), /^250/);
@@ -82,8 +65,7 @@ test('SIGHUP reloads the policy; an open connection survives it and the new poli
   assert.match(await say(d, `RCPT TO:<${BOB}>`), /^550 5\.7\.1 /, 'still the last good policy');
   d.socket.destroy();
 
-  relay.child.kill('SIGTERM');
-  assert.equal(await relay.exited, 0, relay.stderr());
+  assert.deepEqual(await relay.stop(), { code: 0, signal: null }, relay.stderr());
 });
 
 test('SIGTERM while a delivery is in flight: it finishes, the process exits 0, nothing is left active', async (t) => {
@@ -91,10 +73,9 @@ test('SIGTERM while a delivery is in flight: it finishes, the process exits 0, n
   writeFileSync(configFile, relayYaml(fixture.sb));
   // Exchange takes 2 s to answer the end of DATA: the stop arrives in the middle of it.
   fixture.sb.faults.add({ stage: 'smtp.dataEnd', action: { kind: 'delay', ms: 2000 } });
-  const relay = serve(configFile);
-  t.after(() => relay.child.kill('SIGKILL'));
-  const port = await relay.port;
-  const c = await RawClient.connect(port);
+  const relay = await startServe({ state: fixture.state, configFile });
+  t.after(() => relay.stop());
+  const c = await RawClient.connect(relay.port);
   await c.smtpReply();
   await say(c, 'EHLO cron.test');
   assert.match(await say(c, `MAIL FROM:<${ALICE}>`), /^250/);
@@ -105,8 +86,7 @@ test('SIGTERM while a delivery is in flight: it finishes, the process exits 0, n
   await say(c, 'QUIT');
   // The upstream has the DATA but not yet our '250': the delivery is in flight.
   await until(() => fixture.sb.faults.list().length === 0, 'the delivery to reach the end of DATA');
-  relay.child.kill('SIGTERM');
-  assert.equal(await relay.exited, 0, relay.stderr());
+  assert.deepEqual(await relay.stop(), { code: 0, signal: null }, relay.stderr());
   assert.ok(fixture.sb.mail.outbound().some((m) => m.messageId === 'graceful@test'), 'delivered before the process ended');
   const list = await runCli(['--state', fixture.state, '--config', configFile, 'queue', 'list', '--json']);
   assert.equal(list.code, 0, list.stderr);

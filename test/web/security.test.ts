@@ -157,6 +157,35 @@ test('CSRF: every state-changing POST without the session token → 403; a forei
   assert.equal((await http(`${s.url}/`, { cookie: session })).status, 200);
 });
 
+test('a session idle longer than web.session_ttl_seconds is refused; requests keep it alive', async (t) => {
+  // The shortest idle timeout the configuration takes (whole seconds), so the test waits seconds.
+  const s = await admin(`  admin_password_hash: "${ADMIN_HASH}"\n  session_ttl_seconds: 2\n  public_paths: [/healthz]\n`, t);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const ok = await logIn(s.url, 'admin', ADMIN_PASSWORD);
+  assert.equal(ok.status, 303);
+  const session = cookieValue(ok, 'relay365_session')!.split(';')[0]!;
+  // A request every 0.7 s keeps it past 2 s since the login: the timeout counts idle time only.
+  let page = await http(`${s.url}/queue`, { cookie: session });
+  assert.equal(page.status, 200);
+  for (let i = 1; i <= 4; i++) {
+    await sleep(700);
+    page = await http(`${s.url}/queue`, { cookie: session });
+    assert.equal(page.status, 200, `still logged in ${(i * 0.7).toFixed(1)} s after the login`);
+  }
+  const csrf = csrfOf(page.text);
+
+  await sleep(2500);
+  const expired = await http(`${s.url}/queue`, { cookie: session });
+  assert.equal(expired.status, 303, 'idle for longer than the timeout: back to the login');
+  assert.equal(expired.headers.location, '/login?next=%2Fqueue');
+  // The session is gone on the server: nothing it carried opens anything any more.
+  assert.equal((await http(`${s.url}/queue/retry-all`, { form: { _csrf: csrf }, cookie: session })).status, 403);
+  assert.equal((await http(`${s.url}/metrics`, { cookie: session })).status, 401);
+  const login = await http(`${s.url}/login`, { cookie: session });
+  assert.equal(login.status, 200, 'the login form, not a redirect for a live session');
+  assert.match(login.text, /name="password"/);
+});
+
 test('no admin password configured: the page stays locked, probes still answer', async (t) => {
   const s = await admin('', t);
   const page = await http(`${s.url}/login`);

@@ -5,11 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashPassword } from '../../src/relay/index.js';
-import { childEnv, cliEntry, repoRoot, tempDir } from '../helpers/cli.js';
+import { tempDir } from '../helpers/cli.js';
+import { startServe } from '../helpers/serve.js';
 
 async function waitFor<T>(fn: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -34,33 +34,23 @@ test('serve runs the admin page next to the relay; SIGHUP reloads the admin logi
   const configFile = join(state, 'relay365.yaml');
   const config = (password: string) => `relay:\n  listen: [{ address: 127.0.0.1, port: 0 }]\nweb:\n  port: 0\n  admin_password_hash: "${hashPassword(password)}"\n`;
   writeFileSync(configFile, config('first password'));
-  let stderr = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, '--state', state, '--config', configFile, 'serve'], { cwd: repoRoot, env: childEnv({ RELAY365_LOG_LEVEL: 'info' }), stdio: ['ignore', 'ignore', 'pipe'] });
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-  t.after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  const relayFile = join(state, 'relay.json');
-  const info = await waitFor(() => {
-    if (!existsSync(relayFile)) return undefined;
-    const j = JSON.parse(readFileSync(relayFile, 'utf8')) as { web?: string; smtp: Array<{ port: number }> };
-    return j.web ? j : undefined;
-  }, 30_000, `relay.json with the admin URL (stderr: ${stderr})`);
+  const relay = await startServe({ state, configFile, admin: true });
+  t.after(() => relay.stop());
+  const { info } = relay;
   assert.match(info.web!, /^http:\/\/127\.0\.0\.1:\d+$/);
-  assert.match(stderr, /admin page, metrics and health on http:\/\/127\.0\.0\.1:\d+/);
+  // serve prints its start-up line just after it has written relay.json.
+  await waitFor(() => (/admin page, metrics and health on http:\/\/127\.0\.0\.1:\d+/.test(relay.stderr()) ? true : undefined), 10_000, 'the start-up line on stderr');
   assert.equal((await fetch(`${info.web}/healthz`)).status, 200);
   assert.equal(await tryLogin(info.web!, 'first password'), 303);
 
   // A new password in the file + SIGHUP: the old one stops working, the new one works.
   writeFileSync(configFile, config('second password'));
-  child.kill('SIGHUP');
+  relay.child.kill('SIGHUP');
   // Failed logins count towards the throttle, so wait for the reload instead of retrying.
-  await waitFor(() => (stderr.includes('configuration reloaded') ? true : undefined), 10_000, 'the reload log line');
+  await waitFor(() => (relay.stderr().includes('configuration reloaded') ? true : undefined), 10_000, 'the reload log line');
   assert.equal(await tryLogin(info.web!, 'second password'), 303);
   assert.equal(await tryLogin(info.web!, 'first password'), 401);
 
-  child.kill('SIGTERM');
-  assert.equal(await exited, 0, stderr);
+  assert.deepEqual(await relay.stop(), { code: 0, signal: null }, relay.stderr());
   await assert.rejects(fetch(`${info.web}/healthz`), 'the admin listener is closed');
 });
