@@ -246,7 +246,7 @@ export class PostgresQueue implements Queue {
     }
   }
 
-  async enqueue(meta: EnqueueMeta, body: Readable): Promise<QueueEntry> {
+  async enqueue(meta: EnqueueMeta, body: AsyncIterable<Buffer>): Promise<QueueEntry> {
     const id = newQueueId();
     const max = this.options.maxMessageBytes ?? Number.POSITIVE_INFINITY;
     const chunkBytes = this.chunkBytes;

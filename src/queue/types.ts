@@ -70,8 +70,11 @@ export interface SettleOutcome {
 export type QueueCounts = Record<QueueState, number>;
 
 export interface Queue {
-  /** Streams the body to durable storage; resolves only after it is on disk and committed. */
-  enqueue(meta: EnqueueMeta, body: Readable): Promise<QueueEntry>;
+  /**
+   * Streams the body (a Readable or any async iterable of chunks) to durable storage; resolves
+   * only after it is on disk and committed.
+   */
+  enqueue(meta: EnqueueMeta, body: AsyncIterable<Buffer>): Promise<QueueEntry>;
   /** Atomically leases up to `limit` due entries to `owner`. */
   claim(options: { owner: string; limit: number; leaseMs: number; now?: Date }): Promise<QueueEntry[]>;
   /** A fresh stream of the message each call. */

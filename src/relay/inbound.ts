@@ -219,24 +219,23 @@ export class InboundServer {
     const sender = env.mailFrom ? env.mailFrom.address : '';
     const received = `Received: from ${session.hostNameAppearsAs} ([${session.remoteAddress.replace(/^::ffff:/, '')}])\r\n\tby ${this.deps.hostname} (relay365) with ${session.transmissionType}${session.user ? ` (authenticated as ${session.user})` : ''};\r\n\t${new Date().toUTCString().replace('GMT', '+0000')}\r\n`;
     const meta: EnqueueMeta = { sender, recipients: env.rcptTo.map((r) => r.address), clientIp: session.remoteAddress, authUser: typeof session.user === 'string' ? session.user : undefined };
-    const body = Readable.from(
-      (async function* () {
-        yield Buffer.from(received, 'latin1');
-        // The Message-ID is noted on the way through (the queue indexes it for searches), looked
-        // for until the header ends (or 64 KB of it).
-        let head: string | undefined = '';
-        for await (const chunk of stream) {
-          noteStreamed((chunk as Buffer).length);
-          if (head !== undefined) {
-            head += (chunk as Buffer).toString('latin1');
-            const end = /\r?\n\r?\n/.exec(head)?.index;
-            meta.messageId = /^Message-ID:\s*<([^>\r\n]+)>/im.exec(end === undefined ? head : head.slice(0, end))?.[1];
-            if (meta.messageId !== undefined || end !== undefined || head.length >= 64 * 1024) head = undefined;
-          }
-          yield chunk as Buffer;
+    // An async generator, not a stream: the queue only iterates it.
+    const body = (async function* () {
+      yield Buffer.from(received, 'latin1');
+      // The Message-ID is noted on the way through (the queue indexes it for searches), looked
+      // for until the header ends (or 64 KB of it).
+      let head: string | undefined = '';
+      for await (const chunk of stream) {
+        noteStreamed((chunk as Buffer).length);
+        if (head !== undefined) {
+          head += (chunk as Buffer).toString('latin1');
+          const end = /\r?\n\r?\n/.exec(head)?.index;
+          meta.messageId = /^Message-ID:\s*<([^>\r\n]+)>/im.exec(end === undefined ? head : head.slice(0, end))?.[1];
+          if (meta.messageId !== undefined || end !== undefined || head.length >= 64 * 1024) head = undefined;
         }
-      })(),
-    );
+        yield chunk as Buffer;
+      }
+    })();
     const handoff = this.deps.handoff;
     let credit = !!handoff && takeCredits(handoff, 1) === 1;
     if (credit) meta.leaseTo = { owner: handoff!.owner, leaseMs: handoffLeaseMs(handoff!) };
