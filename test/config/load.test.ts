@@ -30,3 +30,16 @@ test('bad values name the key and its line', () => {
 test('YAML syntax errors carry a line', () => {
   assert.throws(() => parseConfigText('log:\n  level: [debug\n', 'y.yaml'), /y\.yaml:\d+: YAML syntax error/);
 });
+
+test('relay.allow_networks and rules[].client must be addresses or networks, named with their line', () => {
+  const bad = [
+    ['relay:\n  allow_networks: [localhost]\n', /^n\.yaml:2: relay\.allow_networks\.0: not an IP address or network/],
+    ['relay:\n  allow_networks:\n    - 10.0.0.0/8\n    - 10.0.0.0/33\n', /^n\.yaml:4: relay\.allow_networks\.1: not an IP address or network/],
+    ['relay:\n  allow_networks: ["::1/129"]\n', /relay\.allow_networks\.0: not an IP address/],
+    ['relay:\n  allow_networks: ["10.0.0.0/8/9"]\n', /relay\.allow_networks\.0: not an IP address/],
+    ['relay:\n  rules:\n    - { client: printer.local, route: by-sender }\n', /relay\.rules\.0\.client: not an IP address or network/],
+  ] as const;
+  for (const [text, message] of bad) assert.throws(() => parseConfigText(text, 'n.yaml'), (err: unknown) => err instanceof ConfigError && message.test(err.message), text);
+  const ok = parseConfigText('relay:\n  allow_networks: [192.168.1.0/24, 10.1.2.3, "2001:db8::/32", "::1"]\n  rules:\n    - { client: 172.16.0.0/12, route: by-sender }\n', 'ok.yaml');
+  assert.deepEqual(ok.config.relay.allow_networks, ['192.168.1.0/24', '10.1.2.3', '2001:db8::/32', '::1']);
+});

@@ -1,4 +1,17 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
+
+/** An IP address, or a network in CIDR notation with a prefix length its family allows. */
+function isNetwork(text: string): boolean {
+  const [addr, bits, extra] = text.split('/');
+  const family = isIP(addr ?? '');
+  if (!family || extra !== undefined) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+}
+
+// Checked on load: a value the allow-list cannot hold would otherwise refuse every client at RCPT
+// with a bare 451, and nothing in the log would say why.
+const network = z.string().refine(isNetwork, { message: 'not an IP address or network (write it like 192.168.1.0/24 or 2001:db8::/32; host names are not accepted)' });
 
 const security = z.enum(['starttls', 'implicit', 'opportunistic', 'none']);
 
@@ -38,7 +51,7 @@ const rule = z.strictObject({
   sender: z.string().optional().describe('Envelope sender: address, @domain, or a * wildcard pattern.'),
   recipient_domain: z.string().optional(),
   user: z.string().optional().describe('Authenticated relay user.'),
-  client: z.string().optional().describe('Client IP or CIDR.'),
+  client: network.optional().describe('Client IP or CIDR.'),
   route: z.string().describe('Name of a route in relay.routes, or "by-sender".'),
 });
 
@@ -47,7 +60,7 @@ export const relaySection = {
     .strictObject({
       hostname: z.string().optional().describe('Name used in the greeting and in Received headers (default: the host name).'),
       listen: z.array(listener).default([{ address: '127.0.0.1', port: 2525, tls: 'none' }]).describe('Inbound SMTP listeners.'),
-      allow_networks: z.array(z.string()).default(['127.0.0.0/8', '::1/128']).describe('Clients in these networks may relay without AUTH (printers, cron). Anything else needs SMTP AUTH.'),
+      allow_networks: z.array(network).default(['127.0.0.0/8', '::1/128']).describe('Clients in these networks may relay without AUTH (printers, cron). Anything else needs SMTP AUTH.'),
       users: z.array(relayUser).default([]).describe('SMTP AUTH users (PLAIN/LOGIN, only over TLS unless on loopback).'),
       max_message_size: z.number().int().positive().default(35 * 1024 * 1024).describe('Largest accepted message in bytes (Exchange default: 35 MB).'),
       max_recipients: z.number().int().positive().default(500).describe('Recipients per message (Exchange: 500).'),
