@@ -77,6 +77,12 @@ export function wireFormSimd(chunk: Buffer, lastByte: number | false): boolean |
   return true;
 }
 
+/**
+ * Below this size the indexOf check costs no more than copying the chunk into the module, and a
+ * relay that only ever sees small messages never compiles WebAssembly (about a megabyte).
+ */
+const SIMD_MIN = 4096;
+
 export function isWireForm(chunk: Buffer, lastByte: number | false): boolean {
-  return wireFormSimd(chunk, lastByte) ?? wireFormIndexOf(chunk, lastByte);
+  return (chunk.length >= SIMD_MIN ? wireFormSimd(chunk, lastByte) : undefined) ?? wireFormIndexOf(chunk, lastByte);
 }
