@@ -23,6 +23,7 @@ import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { QueueError } from '../core/errors.js';
+import { fsyncDir } from '../core/fs.js';
 import type { Logger } from '../core/log.js';
 import { withWriteLock } from './write-lock.js';
 import type { EnqueueMeta, Queue, QueueAttempt, QueueCounts, QueueEntry, QueueState, SettleOutcome } from './types.js';
@@ -170,9 +171,8 @@ export class SqliteQueue implements Queue {
     this.bodies = join(options.dir, 'bodies');
     this.tmp = join(options.dir, 'tmp');
     this.quarantine = join(options.dir, 'quarantine');
-    for (const d of [options.dir, this.bodies, this.tmp, this.quarantine]) mkdirSync(d, { recursive: true, mode: 0o700 });
-    this.bodiesDirFd = openSync(this.bodies, 'r');
     try {
+      for (const d of [options.dir, this.bodies, this.tmp, this.quarantine]) mkdirSync(d, { recursive: true, mode: 0o700 });
       this.db = new Database(join(options.dir, 'queue.db'));
       // Where WAL is unavailable (some network filesystems) every commit syncs itself instead.
       this.walMode = String(this.db.pragma('journal_mode = WAL', { simple: true })).toLowerCase() === 'wal';
@@ -202,6 +202,7 @@ export class SqliteQueue implements Queue {
       this.insertBody = this.db.prepare('INSERT INTO bodies (entry_id, data) VALUES (?, ?)');
       this.selectBody = this.db.prepare('SELECT data FROM bodies WHERE entry_id = ?');
       this.runTransaction = this.db.transaction((fn: () => unknown) => fn());
+      this.bodiesDirFd = openSync(this.bodies, 'r');
     } catch (err) {
       throw new QueueError('QUEUE_IO', `Cannot open the queue database in ${options.dir}: ${(err as Error).message}`, { cause: err });
     }
@@ -227,8 +228,7 @@ export class SqliteQueue implements Queue {
     if (!this.walMode) return;
     if (!this.wal) {
       this.wal = await fsp.open(join(this.options.dir, 'queue.db-wal'), 'r+');
-      const dir = await fsp.open(this.options.dir, 'r');
-      await dir.sync().finally(() => dir.close());
+      await fsyncDir(this.options.dir);
     }
     await this.wal.sync();
   }
@@ -287,7 +287,12 @@ export class SqliteQueue implements Queue {
         }
         file.write(buf);
       }
-      if (file) await Promise.all([file.sync(), dirSynced]);
+      if (file) {
+        // One after the other (both are under way): the descriptor is closed only when no sync
+        // uses it, whichever fails.
+        await file.sync();
+        await dirSynced;
+      }
     } catch (err) {
       file?.discard();
       if (err instanceof QueueError) throw err;
