@@ -13,13 +13,14 @@
  * See bench/README.md for what is measured and the recorded figures.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, fstatSync, openSync, readFileSync, readSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, fstatSync, openSync, readFileSync, readSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { childEnv, cliEntry, repoRoot, tempDir } from '../test/helpers/cli.js';
+import { cliEntry, repoRoot, tempDir } from '../test/helpers/cli.js';
 import { freePort, POSTFIX_BIN, postfixMissing, startPostfix, type Postfix } from '../test/helpers/postfix.js';
+import { startServe } from '../test/helpers/serve.js';
 import { addAccount } from '../test/helpers/accounts.js';
 import { startSandbox } from '../src/sandbox/index.js';
 
@@ -132,26 +133,17 @@ async function buildRelay(): Promise<void> {
 async function startRelay(yaml: string, state = tempDir('relay365-bench-')): Promise<Relay> {
   const configFile = join(state, 'relay365.yaml');
   writeFileSync(configFile, yaml);
-  const child = spawn(process.execPath, [...cliArgs, '--state', state, '--config', configFile, 'serve'], { cwd: repoRoot, env: childEnv({ RELAY365_LOG_LEVEL: 'warn' }), stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
-  const relayJson = join(state, 'relay.json');
-  const end = Date.now() + 30_000;
-  for (;;) {
-    if (existsSync(relayJson)) {
-      const info = JSON.parse(readFileSync(relayJson, 'utf8')) as { pid: number; smtp: Array<{ port: number }> };
-      if (info.pid === child.pid) {
-        const port = info.smtp[0]!.port;
-        await waitListening(port, 10_000);
-        return { port, pid: child.pid!, state, rss: () => procMemory(child.pid!), stop: () => stopChild(child) };
-      }
-    }
-    if (child.exitCode !== null || Date.now() > end) {
-      await stopChild(child, 'SIGKILL');
-      throw new Error(`relay365 serve did not start: ${stderr}`);
-    }
-    await sleep(50);
-  }
+  const serve = await startServe({ state, configFile, logLevel: 'warn', cli: cliArgs, timeoutMs: 30_000 });
+  await waitListening(serve.port, 10_000);
+  return {
+    port: serve.port,
+    pid: serve.pid,
+    state,
+    rss: () => procMemory(serve.pid),
+    stop: async () => {
+      await serve.stop('SIGTERM', 10_000);
+    },
+  };
 }
 
 /** VmRSS and VmHWM (peak RSS) of a process, in bytes. */

@@ -434,17 +434,15 @@ async function pop3Probe(o: CheckOptions, rec: Recorder, s: LineSocket, ep: Endp
 
 // --------------------------------------------------------------------------------------- Graph
 
-/** undici's own timeout errors; the AbortSignal.timeout one is known by its name (see httpTimeout). */
+/** undici's timeout errors: the agent's connect, header and body timeouts (capped at the check's timeout). */
 const HTTP_TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 /** A Graph request that got no answer in time, as the NETWORK failure every other step reports. */
 function httpTimeout(e: unknown, host: string, timeoutMs: number): TransportError | undefined {
-  const err = e as Error & { code?: unknown };
-  // undici's errors carry a string code; the AbortSignal's DOMException a number (23) and its name.
-  const code = typeof err?.code === 'string' && HTTP_TIMEOUT_CODES.has(err.code) ? err.code : undefined;
-  if (!code && err?.name !== 'TimeoutError') return undefined;
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code !== 'string' || !HTTP_TIMEOUT_CODES.has(code)) return undefined;
   const connecting = code === 'UND_ERR_CONNECT_TIMEOUT';
-  return new TransportError('NETWORK', `${host}: ${connecting ? 'could not connect' : 'no answer'} within ${timeoutMs} ms${code ? ` (${code})` : ''}`, {
+  return new TransportError('NETWORK', `${host}: ${connecting ? 'could not connect' : 'no answer'} within ${timeoutMs} ms (${code})`, {
     cause: e,
     hint: connecting ? 'Check the host, port, firewall and proxy.' : 'The server took the request but did not answer: retry later; check any proxy or firewall that inspects HTTPS.',
     details: { noAnswer: !connecting },
@@ -463,7 +461,7 @@ async function graphProbe(o: CheckOptions, rec: Recorder, mailbox: string, targe
       const url = `${base}/v1.0/users/${encodeURIComponent(mailbox)}/sendMail`;
       rec.line('C', `POST ${url}`);
       try {
-        const res = await request(url, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body), dispatcher, signal: AbortSignal.timeout(timeoutMs) });
+        const res = await request(url, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body), dispatcher });
         const text = await res.body.text();
         rec.line('S', `${res.statusCode} ${redactText(text).slice(0, 500)}`);
         return { status: res.statusCode, text };

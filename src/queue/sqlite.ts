@@ -344,7 +344,7 @@ export class SqliteQueue implements Queue {
             });
           }
         } catch (err) {
-          await Promise.all(group.map((g) => (g.inline ? undefined : fsp.rm(this.bodyPath(g.id), { force: true }))));
+          await Promise.all(group.map((g) => (g.inline ? undefined : this.dropBodyFile(g.id).catch(() => undefined))));
           const e = new QueueError('QUEUE_IO', `Could not record the message: ${(err as Error).message}`, { cause: err });
           for (const g of group) g.reject(e);
         }

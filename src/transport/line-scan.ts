@@ -79,7 +79,8 @@ export function wireFormSimd(chunk: Buffer, lastByte: number | false): boolean |
 
 /**
  * Below this size the indexOf check costs no more than copying the chunk into the module, and a
- * relay that only ever sees small messages never compiles WebAssembly (about a megabyte).
+ * relay that only ever sees small messages never compiles WebAssembly (memory its idle budget
+ * would notice).
  */
 const SIMD_MIN = 4096;
 

@@ -32,6 +32,8 @@ export interface ServeOptions {
   admin?: boolean;
   /** How long start-up may take before `ready` rejects (default 60 s). */
   timeoutMs?: number;
+  /** The node arguments that run the CLI (default: src through tsx; the benchmark passes compiled JavaScript). */
+  cli?: string[];
 }
 
 export interface ServeProcess {
@@ -56,7 +58,7 @@ export interface StartedServe extends ServeProcess {
 export function spawnServe(options: ServeOptions): ServeProcess {
   const file = join(options.state, 'relay.json');
   rmSync(file, { force: true });
-  const args = ['--import', 'tsx', cliEntry, '--state', options.state, ...(options.configFile ? ['--config', options.configFile] : []), 'serve'];
+  const args = [...(options.cli ?? ['--import', 'tsx', cliEntry]), '--state', options.state, ...(options.configFile ? ['--config', options.configFile] : []), 'serve'];
   const child = spawn(process.execPath, args, { cwd: repoRoot, env: childEnv({ RELAY365_LOG_LEVEL: options.logLevel ?? 'info', ...options.env }), stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));

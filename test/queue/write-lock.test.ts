@@ -11,31 +11,45 @@ test('two threads incrementing a shared counter under the lock lose no increment
   // A read-modify-write with a pause in the middle: without mutual exclusion increments are lost.
   const counter = new Int32Array(new SharedArrayBuffer(4));
   const rounds = 2000;
+  // The worker runs the module itself (under tsx, registered in the thread as the relay's inbound
+  // thread does), so both sides use the real withWriteLock on one shared lock.
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const moduleUrl = new URL('../../src/queue/write-lock.ts', import.meta.url).href;
   const source = `
     const { workerData, parentPort } = require('node:worker_threads');
-    const lock = new Int32Array(workerData.lock);
-    const counter = new Int32Array(workerData.counter);
-    const pause = new Int32Array(new SharedArrayBuffer(4));
-    for (let i = 0; i < workerData.rounds; i++) {
-      let c = Atomics.compareExchange(lock, 0, 0, 1);
-      if (c !== 0) {
-        do {
-          if (c === 2 || Atomics.compareExchange(lock, 0, 1, 2) !== 0) Atomics.wait(lock, 0, 2);
-        } while ((c = Atomics.compareExchange(lock, 0, 0, 2)) !== 0);
-      }
-      const v = Atomics.load(counter, 0);
-      if (i % 50 === 0) Atomics.wait(pause, 0, 0, 1);
-      Atomics.store(counter, 0, v + 1);
-      if (Atomics.sub(lock, 0, 1) !== 1) { Atomics.store(lock, 0, 0); Atomics.notify(lock, 0, 1); }
-    }
-    parentPort.postMessage('done');
+    import(${JSON.stringify(tsx)})
+      .then((m) => m.register())
+      .then(() => import(${JSON.stringify(moduleUrl)}))
+      .then(({ useWriteLock, withWriteLock }) => {
+        useWriteLock(workerData.lock);
+        parentPort.postMessage('ready');
+        Atomics.wait(new Int32Array(workerData.go), 0, 0);
+        const counter = new Int32Array(workerData.counter);
+        const pause = new Int32Array(new SharedArrayBuffer(4));
+        for (let i = 0; i < workerData.rounds; i++) {
+          withWriteLock(() => {
+            const v = Atomics.load(counter, 0);
+            if (i % 50 === 0) Atomics.wait(pause, 0, 0, 1);
+            Atomics.store(counter, 0, v + 1);
+          });
+        }
+        parentPort.postMessage('done');
+      });
   `;
-  // The worker runs the same protocol as withWriteLock (a copy: a worker cannot import TypeScript).
-  const worker = new Worker(source, { eval: true, workerData: { lock: writeLockMemory(), counter: counter.buffer, rounds } });
+  // Both start together once the worker has loaded the module (which takes a while under tsx).
+  const go = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(source, { eval: true, workerData: { lock: writeLockMemory(), counter: counter.buffer, go: go.buffer, rounds } });
+  const messages: string[] = [];
   const finished = new Promise((resolve, reject) => {
-    worker.once('message', resolve);
+    worker.on('message', (m: string) => {
+      messages.push(m);
+      if (m === 'done') resolve(m);
+    });
     worker.once('error', reject);
   });
+  while (!messages.includes('ready')) await new Promise((r) => setTimeout(r, 10));
+  Atomics.store(go, 0, 1);
+  Atomics.notify(go, 0);
   const pause = new Int32Array(new SharedArrayBuffer(4));
   for (let i = 0; i < rounds; i++) {
     withWriteLock(() => {
