@@ -9,6 +9,7 @@ import { ExitCode } from '../core/exit.js';
 import { isRelay365Error, toRelay365Error } from '../core/errors.js';
 import { CliContext } from './context.js';
 import { registrars } from './commands/index.js';
+import { releaseHeldSignals } from './early-signals.js';
 
 export function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -33,7 +34,12 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .addHelpText(
       'after',
       '\nExit codes: 0 ok, 1 permanent failure, 2 usage/configuration error, 75 temporary failure (retry later).',
-    );
+    )
+    // Signals held while the modules loaded (./early-signals.ts) are serve's to claim; any other
+    // command meets them now, as it would have without the holding.
+    .hook('preAction', (_program, command) => {
+      if (command.name() !== 'serve') releaseHeldSignals();
+    });
   for (const register of registrars) register(program, ctx);
   for (const sub of program.commands) applyExitOverride(sub);
   return { program, ctx };
@@ -52,6 +58,7 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
   const invokedAs = basename(argv[1] ?? '');
   if (invokedAs === 'sendmail' || argv[2] === 'sendmail') {
     const args = invokedAs === 'sendmail' ? argv.slice(2) : argv.slice(3);
+    releaseHeldSignals();
     const { runSendmail } = await import('./sendmail.js').catch(() => ({ runSendmail: undefined }));
     if (!runSendmail) {
       err.write('relay365: sendmail mode is not available in this build\n');

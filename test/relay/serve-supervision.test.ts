@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/cli.js';
 import { spawnServe, startServe, type ServeExit, type ServeProcess } from '../helpers/serve.js';
@@ -77,8 +77,38 @@ test('the inbound thread dying after start-up ends serve with exit code 70 and a
   assert.ok(!logRecords(relay.stderr()).some((r) => r.msg === 'relay stopped'), 'no graceful stop: the supervisor restarts it');
 });
 
+/** Whether the process has a handler for `signo` (SigCgt in /proc: Linux). */
+function catches(pid: number, signo: number): boolean {
+  try {
+    const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return mask !== undefined && (BigInt(`0x${mask}`) >> BigInt(signo - 1)) % 2n === 1n;
+  } catch {
+    return false;
+  }
+}
+
+test('SIGHUP and SIGTERM while the modules still load are held for serve: no death by SIGHUP, a clean exit 0', async (t) => {
+  const state = tempDir('relay365-heldsignals-');
+  const relay = spawnServe({ state, configFile: configIn(state) });
+  t.after(() => relay.stop('SIGKILL'));
+  // The entry point holds SIGHUP first of all (Node's default for it is to die), long before the
+  // module graph is loaded and serve installs its own handlers.
+  while (!catches(relay.pid, 1)) {
+    assert.equal(relay.child.exitCode, null, relay.stderr());
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  relay.child.kill('SIGHUP');
+  relay.child.kill('SIGTERM');
+  const exit = await endsWithin(relay, 10_000);
+  assert.deepEqual(exit, { code: 0, signal: null }, relay.stderr());
+  assert.deepEqual(logRecords(relay.stderr()).filter((r) => r.level === 'error' || r.level === 'fatal'), [], 'no error logged');
+  // Held signals reach serve before it starts anything (the window is the whole module load).
+  assert.match(relay.stderr(), /stop requested while starting; nothing was started/);
+  assert.ok(!existsSync(join(state, 'relay.json')), 'no listener was bound');
+});
+
 test('SIGTERM while serve is starting: it exits within seconds, without a crash trace', async (t) => {
-  // Before serve installs its handlers (Node and tsx still loading), SIGTERM has its default
+  // Before the entry point holds signals (Node and tsx still loading), SIGTERM has its default
   // action, which supervisors count as a clean stop; from then on it is serve's graceful stop.
   const moments: Array<{ name: string; signalWhen(serve: ServeProcess): Promise<unknown>; expected: ServeExit[] }> = [
     { name: 'at once', signalWhen: async () => {}, expected: [{ code: null, signal: 'SIGTERM' }, { code: 0, signal: null }] },

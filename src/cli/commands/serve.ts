@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { hashPassword } from '../../relay/policy.js';
 import { UsageError } from '../../core/errors.js';
 import type { CliContext } from '../context.js';
+import { claimHeldSignals } from '../early-signals.js';
 
 /** `relay365 serve`: the relay (SIGTERM: graceful stop; SIGHUP: reload). */
 export function register(program: Command, ctx: CliContext): void {
@@ -16,13 +17,19 @@ export function register(program: Command, ctx: CliContext): void {
       const log = ctx.log();
       // Signals are handled from the first moment: relay.json (what supervisors and tests wait
       // for) appears during start-up, and a SIGTERM or SIGHUP arriving then must not hit Node's
-      // default action, which kills the process without the graceful stop.
-      const hup: { reload?: () => void; pending: boolean } = { pending: false };
+      // default action, which kills the process without the graceful stop. Those that came while
+      // the modules loaded were held for serve (../early-signals.ts).
+      const held = claimHeldSignals();
+      const hup: { reload?: () => void; pending: boolean } = { pending: held.includes('SIGHUP') };
       const stopped = new Promise<void>((resolve) => {
         process.once('SIGTERM', () => resolve());
         process.once('SIGINT', () => resolve());
       });
       process.on('SIGHUP', () => (hup.reload ? hup.reload() : (hup.pending = true)));
+      if (held.includes('SIGTERM') || held.includes('SIGINT')) {
+        log.info({ signal: held.find((s) => s !== 'SIGHUP') }, 'stop requested while starting; nothing was started');
+        return;
+      }
       const service = await RelayService.start({ config: ctx.cfg, stateDir: ctx.stateDir(), log, env: ctx.env });
       const configFile = ctx.config().file;
       // The admin page (and prom-client, ~5 MB) is loaded only when it is enabled.
