@@ -4,3 +4,4 @@ export * from './exit.js';
 export * from './redact.js';
 export * from './log.js';
 export * from './fs.js';
+export * from './tls.js';

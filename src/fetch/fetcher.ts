@@ -16,7 +16,8 @@ import type { TokenProvider, AccessToken } from '../oauth/types.js';
 import type { Destination } from './destination.js';
 import { FetchState } from './state.js';
 import { Pop3Client } from './pop3.js';
-import { trustedCas, serverName } from './line-socket.js';
+import { serverName } from './line-socket.js';
+import { trustedCas } from '../core/tls.js';
 
 export interface FetchOptions {
   account: string;

@@ -5,4 +5,4 @@ export { fetchOnce, watch, type FetchOptions, type FetchResult, type WatchOption
 export { parseDestination, toMboxrd, MaildirDestination, MboxDestination, StdoutDestination, ExecDestination, type Destination, type MessageMeta } from './destination.js';
 export { FetchState } from './state.js';
 export { Pop3Client, type Pop3Options } from './pop3.js';
-export { LineSocket, trustedCas, serverName, type LineSocketOptions, type TlsDetails } from './line-socket.js';
+export { LineSocket, serverName, type LineSocketOptions, type TlsDetails } from './line-socket.js';

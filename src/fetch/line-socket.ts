@@ -6,9 +6,9 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { readFileSync } from 'node:fs';
 import { TransportError } from '../core/errors.js';
 import { redactText } from '../core/redact.js';
+import { trustedCas } from '../core/tls.js';
 
 export interface LineSocketOptions {
   host: string;
@@ -36,11 +36,6 @@ export interface TlsDetails {
   validTo?: string;
   daysLeft?: number;
   altNames?: string;
-}
-
-/** Roots plus the extra CA file: passing `ca` alone would replace Node's built-in roots. */
-export function trustedCas(caFile?: string): string[] | undefined {
-  return caFile ? [...tls.rootCertificates, readFileSync(caFile, 'utf8')] : undefined;
 }
 
 /** SNI must be a host name, never an IP literal. */

@@ -1,10 +1,10 @@
 /**
- * HTTP for the token endpoint and Graph: undici with an optional extra CA and a timeout on every
- * call, so a hung identity platform can never stall a relay worker. undici (~7 MB of heap) is
+ * HTTP for the token endpoint and Graph: undici with an optional extra CA (added to Node's roots)
+ * and a timeout on every call, so a hung identity platform can never stall a relay worker. undici (~7 MB of heap) is
  * loaded when the first token request or Graph route needs it, not at start: a relay whose
  * routes need no token never loads it.
  */
-import { readFileSync } from 'node:fs';
+import { trustedCas } from '../core/tls.js';
 import type { SecureVersion } from 'node:tls';
 import type { Agent } from 'undici';
 
@@ -17,7 +17,7 @@ export interface HttpOptions {
 export const HTTP_TIMEOUTS = { connectMs: 10_000, headersMs: 30_000, bodyMs: 30_000 } as const;
 
 export interface AgentOptions {
-  /** Trusted CAs (PEM); as with tls.connect, they replace Node's built-in list. */
+  /** Trusted CAs (PEM); as with tls.connect, they replace Node's built-in list (../core/tls.ts adds to it). */
   ca?: string | string[];
   minVersion?: SecureVersion;
   /** Caps each of HTTP_TIMEOUTS (a diagnostic's shorter leash, or a test's). */
@@ -45,7 +45,7 @@ export function makeFetch(options: HttpOptions = {}): typeof fetch {
   if (!agent) {
     // The CA file is read once, here, so a missing one is reported where the route or account
     // is set up.
-    const ca = options.caFile ? readFileSync(options.caFile, 'utf8') : undefined;
+    const ca = trustedCas(options.caFile);
     agent = makeAgent({ ca });
     agents.set(key, agent);
   }

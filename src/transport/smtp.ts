@@ -6,11 +6,11 @@
  * token. nodemailer's built-in XOAUTH2 only retries after a 334 challenge (Gmail), not after
  * Exchange's immediate 535, so the SASL exchange is a custom handler here.
  */
-import { readFileSync } from 'node:fs';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { Relay365Error, TransportError } from '../core/errors.js';
 import { redactText } from '../core/redact.js';
+import { trustedCas } from '../core/tls.js';
 import type { Logger } from '../core/log.js';
 import type { TokenProvider } from '../oauth/types.js';
 import { oauthbearer, xoauth2, OAUTHBEARER_ERROR_RESPONSE } from '../sasl/index.js';
@@ -55,7 +55,7 @@ export class SmtpTransport implements Transport {
     const auth = options.auth;
     this.name = auth?.kind === 'oauth' ? `smtp:${auth.account}` : `smtp:${options.host}:${options.port}`;
     const security = options.security ?? 'starttls';
-    const ca = options.caFile ? readFileSync(options.caFile, 'utf8') : undefined;
+    const ca = trustedCas(options.caFile);
     const transcript = options.transcript;
     const logger = transcript
       ? {
