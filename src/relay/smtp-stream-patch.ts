@@ -4,6 +4,8 @@
  * inbound thread's CPU. This is the library's own `_feedDataStream` (smtp-server 3.x, MIT-0,
  * © Andris Reinman) with that loop replaced by Buffer.indexOf, which visits only the places where
  * a line starts with a dot; everything else, including its SMTP smuggling defences, is unchanged.
+ * The four bytes it holds back at the end of each chunk are no longer copied in front of the next
+ * chunk (which copied the whole message once more) unless a "\n." sits across the seam.
  * It replaces the library's method only when that method is exactly the version this copy was made
  * from (a hash of its source); any other version keeps its own code.
  * test/relay/smtp-stream-patch.test.ts checks both give the same output on random input.
@@ -37,8 +39,18 @@ function feedDataStream(this: SmtpStreamState, input: Buffer, done: () => void):
   let chunk = input;
   let buf: Buffer;
   if (this._lastBytes && this._lastBytes.length) {
-    chunk = Buffer.concat([this._lastBytes, chunk], this._lastBytes.length + chunk.length);
+    const held = this._lastBytes;
     this._lastBytes = false;
+    if (!this._atDataStart && chunk.length >= 4 && !lfDotAcrossSeam(held, chunk)) {
+      // Only a "\n." starting in the held bytes or at the chunk's first byte reads a held byte
+      // (the terminator check looks one byte back); with none there, the held bytes are plain
+      // message data, and the chunk is scanned on its own instead of being copied behind them,
+      // which cost a copy of every byte of the message.
+      this._countDataBytes(held.length);
+      if (dataStream.writable) dataStream.write(held);
+    } else {
+      chunk = Buffer.concat([held, chunk], held.length + chunk.length);
+    }
   }
   let len = chunk.length;
   // A terminator right at the start of DATA (tested on _atDataStart, not on the byte count: see
@@ -95,6 +107,16 @@ function feedDataStream(this: SmtpStreamState, input: Buffer, done: () => void):
   } else {
     return done();
   }
+}
+
+/**
+ * Whether "\n." starts at a position 1 … held.length of held + chunk (the library's scan starts at
+ * 1): the positions whose match would involve the held bytes.
+ */
+function lfDotAcrossSeam(held: Buffer, chunk: Buffer): boolean {
+  const at = (k: number) => (k < held.length ? held[k] : chunk[k - held.length]);
+  for (let p = 1; p <= held.length; p++) if (at(p) === 0x0a && at(p + 1) === 0x2e) return true;
+  return false;
 }
 
 /** Installs the faster parser on smtp-server's ESM SMTPStream; false if the library's differs. */
