@@ -5,22 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MessageIdFinder } from '../../src/relay/inbound.js';
+import { seededRandom, splitAtRandom } from '../helpers/random.js';
 
 /** The reference: the header is everything before the first blank line (at most 64 KB searched). */
 function expected(message: string): string | undefined {
   const head = message.slice(0, 64 * 1024);
   const end = /\r?\n\r?\n/.exec(head)?.index;
   return /^Message-ID:\s*<([^>\r\n]+)>/im.exec(end === undefined ? head : head.slice(0, end))?.[1];
-}
-
-function split(bytes: Buffer, rnd: () => number, largest: number): Buffer[] {
-  const chunks: Buffer[] = [];
-  for (let i = 0; i < bytes.length; ) {
-    const k = 1 + Math.floor(rnd() * largest);
-    chunks.push(bytes.subarray(i, i + k));
-    i += k;
-  }
-  return chunks;
 }
 
 function run(chunks: Buffer[]): string | undefined {
@@ -31,8 +22,7 @@ function run(chunks: Buffer[]): string | undefined {
 }
 
 test('the same Message-ID as a search of the whole header, for 3,000 random messages split at random', () => {
-  let x = 12345;
-  const rnd = () => ((x = (x * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const rnd = seededRandom(12345);
   const pick = <T>(a: T[]) => a[Math.floor(rnd() * a.length)]!;
   const eol = () => pick(['\r\n', '\n']);
   let withId = 0;
@@ -49,7 +39,7 @@ test('the same Message-ID as a search of the whole header, for 3,000 random mess
     const message = lines.join('');
     const want = expected(message);
     if (want === id) withId++;
-    assert.equal(run(split(Buffer.from(message, 'latin1'), rnd, pick([1, 3, 16, 4096]))), want, JSON.stringify(message));
+    assert.equal(run(splitAtRandom(Buffer.from(message, 'latin1'), rnd, pick([1, 3, 16, 4096]))), want, JSON.stringify(message));
   }
   assert.ok(withId > 500, `enough messages carry the ID in their header (${withId})`);
 });
@@ -69,7 +59,7 @@ test('every split into two or three chunks of messages whose body starts with a 
 
 test('a header longer than 64 KB is searched no further; a large body is not turned into text', () => {
   const long = Buffer.from(`X-Pad: ${'p'.repeat(70 * 1024)}\r\nMessage-ID: <late@x>\r\n\r\nbody\r\n`, 'latin1');
-  assert.equal(run(split(long, () => 0.5, 65536)), undefined);
+  assert.equal(run(splitAtRandom(long, () => 0.5, 65536)), undefined);
   const finder = new MessageIdFinder();
   assert.equal(finder.feed(Buffer.from(`Message-ID: <first@x>\r\n\r\n${'b'.repeat(1024 * 1024)}`, 'latin1')), 'first@x');
   assert.equal(finder.done, true, 'nothing more to look at');

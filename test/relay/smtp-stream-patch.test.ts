@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { patchSmtpStream } from '../../src/relay/smtp-stream-patch.js';
+import { seededRandom, splitAtRandom } from '../helpers/random.js';
 
 type Stream = import('node:stream').Writable & {
   oncommand(cmd: Buffer, cb: () => void): void;
@@ -39,20 +40,12 @@ async function parse(chunks: Buffer[], useOriginal: boolean): Promise<{ data: st
 }
 
 function randomInput(seed: number): Buffer[] {
-  let x = seed * 2654435761 + 7;
-  const rnd = () => ((x = (x * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const rnd = seededRandom(seed);
   const alphabet = ['\r\n', '.', '..', 'a', 'bc', '\r', '\n', '\r\n.'];
   let body = '';
   const n = Math.floor(rnd() * 40);
   for (let i = 0; i < n; i++) body += alphabet[Math.floor(rnd() * alphabet.length)];
-  const bytes = Buffer.from(`${body}\r\n.\r\nNOOP\r\nQUIT\r\n`, 'latin1');
-  const chunks: Buffer[] = [];
-  for (let i = 0; i < bytes.length; ) {
-    const k = 1 + Math.floor(rnd() * 12);
-    chunks.push(bytes.subarray(i, i + k));
-    i += k;
-  }
-  return chunks;
+  return splitAtRandom(Buffer.from(`${body}\r\n.\r\nNOOP\r\nQUIT\r\n`, 'latin1'), rnd, 12);
 }
 
 test('the patched DATA parser matches smtp-server\'s for 1,500 random messages split at random points', async () => {

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { patchNodemailerDataStream, stuffChunk } from '../../src/transport/dot-stuffing.js';
 import { wireFormIndexOf, wireFormSimd } from '../../src/transport/line-scan.js';
 import { LINE_SCAN_TS_PATH, renderLineScanModule } from '../../scripts/gen-line-scan.js';
+import { seededRandom, splitAtRandom } from '../helpers/random.js';
 
 type DataStreamClass = new () => Transform & { lastByte: number | false; inByteCount: number; outByteCount: number };
 const url = new URL('./smtp-connection/data-stream.js', import.meta.resolve('nodemailer'));
@@ -28,32 +29,17 @@ async function throughStream(chunks: Buffer[]): Promise<Buffer> {
   return Buffer.concat(out);
 }
 
-function generator(seed: number): () => number {
-  let x = seed * 2654435761 + 1;
-  return () => (x = (x * 1103515245 + 12345) >>> 0) / 2 ** 32;
-}
-
-function split(bytes: Buffer, rnd: () => number, maxChunk: number): Buffer[] {
-  const chunks: Buffer[] = [];
-  for (let i = 0; i < bytes.length; ) {
-    const n = 1 + Math.floor(rnd() * maxChunk);
-    chunks.push(bytes.subarray(i, i + n));
-    i += n;
-  }
-  return chunks;
-}
-
 /** Bytes drawn from line breaks, dots and two letters: nearly every chunk needs escaping. */
 function randomMessage(seed: number): { bytes: Buffer; chunks: Buffer[] } {
-  const rnd = generator(seed);
+  const rnd = seededRandom(seed);
   const alphabet = [0x0d, 0x0a, 0x2e, 0x61, 0x62, 0x0d, 0x0a, 0x2e];
   const bytes = Buffer.from(Array.from({ length: Math.floor(rnd() * 200) }, () => alphabet[Math.floor(rnd() * alphabet.length)]!));
-  return { bytes, chunks: split(bytes, rnd, 20) };
+  return { bytes, chunks: splitAtRandom(bytes, rnd, 20) };
 }
 
 /** CRLF lines with a rare fault (a bare CR or LF, a leading dot): most chunks need nothing. */
 function mostlyCleanMessage(seed: number): { bytes: Buffer; chunks: Buffer[] } {
-  const rnd = generator(seed);
+  const rnd = seededRandom(seed);
   let text = '';
   for (let i = Math.floor(rnd() * 40); i > 0; i--) {
     const fault = rnd();
@@ -61,7 +47,7 @@ function mostlyCleanMessage(seed: number): { bytes: Buffer; chunks: Buffer[] } {
     text += fault < 0.03 ? `.${body}\r\n` : fault < 0.06 ? `${body}\n` : fault < 0.09 ? `${body}\r${body}\r\n` : fault < 0.1 ? `${body}\r` : `${body}\r\n`;
   }
   const bytes = Buffer.from(text, 'latin1');
-  return { bytes, chunks: split(bytes, rnd, 60) };
+  return { bytes, chunks: splitAtRandom(bytes, rnd, 60) };
 }
 
 test('stuffChunk gives the same bytes as nodemailer\'s DataStream for 6,000 random messages split at random points', async () => {
@@ -104,7 +90,7 @@ test('the patched DataStream stuffs a 1 MB message as the original did, counters
 });
 
 test('the wire-form check: WebAssembly and indexOf agree on 100,000 random chunks, every preceding byte, and chunks larger than the module\'s window', () => {
-  const rnd = generator(42);
+  const rnd = seededRandom(42);
   const alphabet = [0x0d, 0x0a, 0x2e, 0x61, 0x0d, 0x0a, 0x61, 0x61, 0x61, 0x61];
   const before: Array<number | false> = [false, 0x0d, 0x0a, 0x2e, 0x61];
   let inWireForm = 0;
