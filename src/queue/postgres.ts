@@ -54,7 +54,7 @@ export interface PostgresQueueOptions {
   chunkBytes?: number;
 }
 
-export const POSTGRES_SCHEMA_VERSION = 1;
+export const POSTGRES_SCHEMA_VERSION = 2;
 const DEFAULT_CHUNK = 256 * 1024;
 /** One key for every relay365 schema: CREATE EXTENSION is database-wide, so migrations serialize globally. */
 const MIGRATION_LOCK = 0x72656c61; // "rela"
@@ -152,7 +152,7 @@ export class PostgresQueue implements Queue {
       const current = ((await c.query<{ version: number }>(`SELECT version FROM ${this.t('schema_version')}`)).rows[0]?.version) ?? 0;
       if (current > POSTGRES_SCHEMA_VERSION) throw new QueueError('QUEUE_IO', `The queue schema "${this.schema}" is at version ${current}, newer than this relay365 supports (${POSTGRES_SCHEMA_VERSION}); upgrade this instance.`);
       if (current < 1) await this.migrateV1(c);
-      // Later versions: `if (current < 2) await this.migrateV2(c);`
+      if (current < 2) await this.migrateV2(c);
       await c.query(`INSERT INTO ${this.t('schema_version')} (version) VALUES ($1) ON CONFLICT (one) DO UPDATE SET version = EXCLUDED.version`, [POSTGRES_SCHEMA_VERSION]);
     });
   }
@@ -204,6 +204,11 @@ export class PostgresQueue implements Queue {
       await c.query(`CREATE INDEX recipients_address ON ${t('recipients')} (address)`);
       this.options.log?.info('pg_trgm is not available: queue searches will scan the table');
     }
+  }
+
+  /** pruneFinished() looks finished entries up by finish time; v1's partial indexes cover only live states. */
+  private async migrateV2(c: pg.PoolClient): Promise<void> {
+    await c.query(`CREATE INDEX entries_finished ON ${this.t('entries')} (next_attempt_at) WHERE state IN ('done','bounced')`);
   }
 
   private async trigramSchema(c: pg.PoolClient): Promise<string | undefined> {
@@ -395,9 +400,11 @@ export class PostgresQueue implements Queue {
         const anyFailed = rcpts.some((r) => r.state === 'failed');
         const state: QueueState = open ? 'deferred' : anyFailed ? 'bounced' : 'done';
         const lastError = o.deferred[0]?.reply ?? o.failed[0]?.reply ?? null;
-        await c.query(`UPDATE ${this.t('entries')} SET state = $2, attempts = attempts + 1, next_attempt_at = $3, last_error = COALESCE($4, last_error), lease_owner = NULL, lease_until = NULL, claimed_at = NULL WHERE id = $1`, [id, state, o.nextAttemptAt ?? new Date(), lastError]);
+        const finished = state === 'done' || state === 'bounced';
+        // A finished entry keeps when it finished there, as in ./sqlite.ts: pruneFinished() goes by it.
+        await c.query(`UPDATE ${this.t('entries')} SET state = $2, attempts = attempts + 1, next_attempt_at = $3, last_error = COALESCE($4, last_error), lease_owner = NULL, lease_until = NULL, claimed_at = NULL WHERE id = $1`, [id, state, finished ? new Date() : (o.nextAttemptAt ?? new Date()), lastError]);
         // Same transaction: a finished entry never keeps its body, and never loses it early.
-        if (state === 'done' || state === 'bounced') await c.query(`DELETE FROM ${this.t('body_chunks')} WHERE entry_id = $1`, [id]);
+        if (finished) await c.query(`DELETE FROM ${this.t('body_chunks')} WHERE entry_id = $1`, [id]);
       });
     } catch (err) {
       throw ioError(`Could not settle ${id}`, err);
@@ -427,6 +434,18 @@ export class PostgresQueue implements Queue {
     // Recipients, attempts and body chunks go with it (ON DELETE CASCADE).
     const r = await this.query('Could not delete the entry', `DELETE FROM ${this.t('entries')} WHERE id = $1`, [id]);
     return (r.rowCount ?? 0) > 0;
+  }
+
+  async pruneFinished(before: Date, limit: number): Promise<number> {
+    // Recipients, attempts and body chunks go with their entries (ON DELETE CASCADE). SKIP LOCKED:
+    // instances pruning at the same time take different entries instead of waiting for each other.
+    const r = await this.query(
+      'Could not prune the queue',
+      `DELETE FROM ${this.t('entries')} WHERE id IN (
+         SELECT id FROM ${this.t('entries')} WHERE state IN ('done','bounced') AND next_attempt_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+      [before, limit],
+    );
+    return r.rowCount ?? 0;
   }
 
   private async toEntries(rows: Row[], withHistory: boolean): Promise<QueueEntry[]> {

@@ -446,6 +446,8 @@ export class SqliteQueue implements Queue {
           }
         });
       }
+      // Read at once: a pruning pass may remove a finished entry while body files are unlinked below.
+      const entries = batch.map((b) => this.read(b.id));
       for (const [i, b] of batch.entries()) {
         const r = results[i]!;
         if ('error' in r) {
@@ -454,7 +456,7 @@ export class SqliteQueue implements Queue {
         }
         try {
           if (r.done && !r.inline) await this.dropBodyFile(b.id);
-          b.resolve((await this.get(b.id))!);
+          b.resolve(entries[i]!);
         } catch (err) {
           b.reject(err);
         }
@@ -476,8 +478,11 @@ export class SqliteQueue implements Queue {
     const anyFailed = rcpts.some((r) => r.state === 'failed');
     const state: QueueState = open ? 'deferred' : anyFailed ? 'bounced' : 'done';
     const lastError = o.deferred[0]?.reply ?? o.failed[0]?.reply ?? null;
-    this.sqlStatement('UPDATE entries SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = COALESCE(?, last_error), lease_owner = NULL, lease_until = NULL WHERE id = ?').run(state, (o.nextAttemptAt ?? new Date()).getTime(), lastError, id);
-    if (state !== 'done' && state !== 'bounced') return { done: false, inline: false };
+    const finished = state === 'done' || state === 'bounced';
+    // A finished entry keeps when it finished there (delivery passes its back-off time regardless):
+    // pruneFinished() goes by it.
+    this.sqlStatement('UPDATE entries SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = COALESCE(?, last_error), lease_owner = NULL, lease_until = NULL WHERE id = ?').run(state, finished ? Date.now() : (o.nextAttemptAt ?? new Date()).getTime(), lastError, id);
+    if (!finished) return { done: false, inline: false };
     return { done: true, inline: this.sqlStatement('DELETE FROM bodies WHERE entry_id = ?').run(id).changes > 0 };
   }
 
@@ -510,6 +515,21 @@ export class SqliteQueue implements Queue {
     return r.removed > 0;
   }
 
+  async pruneFinished(before: Date, limit: number): Promise<number> {
+    const ids = this.write(() => {
+      // Served by entries_due (state, next_attempt_at): one index range per finished state.
+      const old = (this.sqlStatement("SELECT id FROM entries WHERE state IN ('done', 'bounced') AND next_attempt_at < ? LIMIT ?").all(before.getTime(), limit) as Array<{ id: string }>).map((r) => r.id);
+      const list = JSON.stringify(old);
+      // The tables have no foreign keys: the child rows are removed here, in the same transaction.
+      for (const table of ['recipients', 'attempts', 'bodies']) this.sqlStatement(`DELETE FROM ${table} WHERE entry_id IN (SELECT value FROM json_each(?))`).run(list);
+      this.sqlStatement('DELETE FROM entries WHERE id IN (SELECT value FROM json_each(?))').run(list);
+      return old;
+    });
+    // Settling removed their body files, unless the relay stopped between its commit and the unlink.
+    for (const id of ids) await this.dropBodyFile(id);
+    return ids.length;
+  }
+
   private toEntry(row: Row, withHistory: boolean): QueueEntry {
     const rcpts = this.sqlStatement('SELECT address, state, last_reply FROM recipients WHERE entry_id = ? ORDER BY rowid').all(row.id) as Array<{ address: string; state: QueueEntry['recipients'][number]['state']; last_reply: string | null }>;
     const entry: QueueEntry = {
@@ -534,6 +554,10 @@ export class SqliteQueue implements Queue {
   }
 
   async get(id: string): Promise<QueueEntry | undefined> {
+    return this.read(id);
+  }
+
+  private read(id: string): QueueEntry | undefined {
     const row = this.sqlStatement('SELECT * FROM entries WHERE id = ?').get(id) as Row | undefined;
     return row ? this.toEntry(row, true) : undefined;
   }

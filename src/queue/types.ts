@@ -1,7 +1,8 @@
 /**
  * The mail queue contract (Postfix vocabulary): a message is `incoming` once durably accepted,
  * `active` while a worker holds its lease, `deferred` until its next attempt, `hold` until an
- * admin releases it; finished entries stay as `done` or `bounced` records.
+ * admin releases it; finished entries stay as `done` or `bounced` records until pruneFinished()
+ * removes them (the relay does after queue.keep_finished_days).
  */
 import type { Readable } from 'node:stream';
 
@@ -61,7 +62,7 @@ export interface SettleOutcome {
   delivered: string[];
   failed: Array<{ recipient: string; reply: string }>;
   deferred: Array<{ recipient: string; reply: string }>;
-  /** When the deferred recipients are due again. */
+  /** When the deferred recipients are due again (a finished entry records the settle time instead). */
   nextAttemptAt?: Date;
   /** Attempts to record with the outcome, in the same transaction (one commit per delivery). */
   attempts?: QueueAttempt[];
@@ -88,6 +89,11 @@ export interface Queue {
   get(id: string): Promise<QueueEntry | undefined>;
   list(options?: { state?: QueueState; search?: string; limit?: number; offset?: number }): Promise<QueueEntry[]>;
   counts(): Promise<QueueCounts>;
+  /**
+   * Removes up to `limit` `done`/`bounced` entries that finished before `before` (the settle time,
+   * kept in nextAttemptAt), with their recipients, attempts and any body left; returns how many.
+   */
+  pruneFinished(before: Date, limit: number): Promise<number>;
   /** Start-up: active entries (a crashed worker's) become deferred and due now. */
   recoverAfterCrash(): Promise<number>;
   close(): Promise<void>;

@@ -9,7 +9,7 @@ import type { Config } from '../config/schema.js';
 import { writeFileAtomic } from '../core/fs.js';
 import type { Logger } from '../core/log.js';
 import { openTokenManager, type TokenManager } from '../oauth/index.js';
-import { openQueue, type Queue, type QueueEntry } from '../queue/index.js';
+import { openQueue, pruneFinishedBefore, type Queue, type QueueEntry } from '../queue/index.js';
 import { DeliveryEngine } from './delivery.js';
 import type { InboundServer } from './inbound.js';
 import { InboundThread } from './inbound-thread.js';
@@ -20,7 +20,11 @@ export interface RelayServiceOptions {
   stateDir: string;
   log: Logger;
   env?: NodeJS.ProcessEnv;
+  /** When finished entries are pruned: first this long after start, then this long after each pass ends. */
+  pruneSchedule?: { firstMs: number; everyMs: number };
 }
+
+const DAY_MS = 86_400_000;
 
 export class RelayService {
   /** 'accepted' (QueueEntry), 'attempt' (DeliveryEvent), 'settled' (QueueEntry), 'connection'. */
@@ -34,7 +38,38 @@ export class RelayService {
     readonly delivery: DeliveryEngine,
     readonly router: Router,
     private readonly log: Logger,
-  ) {}
+    private readonly pruneSchedule: { firstMs: number; everyMs: number },
+  ) {
+    this.keepFinishedDays = config.queue.keep_finished_days;
+  }
+
+  private keepFinishedDays: number;
+  private pruneTimer?: NodeJS.Timeout;
+  private pruning?: Promise<void>;
+  private readonly stopPruning = new AbortController();
+
+  /** The next pass is timed from the end of the last one, so two never overlap. */
+  private schedulePrune(delayMs: number): void {
+    this.pruneTimer = setTimeout(() => {
+      this.pruning = this.prune().finally(() => {
+        this.pruning = undefined;
+        if (!this.stopPruning.signal.aborted) this.schedulePrune(this.pruneSchedule.everyMs);
+      });
+    }, delayMs);
+    // A pending pass does not keep the process alive.
+    this.pruneTimer.unref();
+  }
+
+  /** Removes finished entries older than queue.keep_finished_days; a failed pass is retried at the next one. */
+  private async prune(): Promise<void> {
+    const cutoff = new Date(Date.now() - this.keepFinishedDays * DAY_MS);
+    try {
+      const removed = await pruneFinishedBefore(this.queue, cutoff, this.stopPruning.signal);
+      if (removed) this.log.info({ removed, cutoff: cutoff.toISOString() }, 'removed finished queue entries');
+    } catch (err) {
+      this.log.warn({ err }, 'could not remove finished queue entries; trying again at the next pass');
+    }
+  }
 
   /**
    * SIGHUP: apply a new configuration without dropping connections: policy applies to the next
@@ -44,6 +79,7 @@ export class RelayService {
     this.inbound.reconfigure(config);
     this.router.reconfigure(config.relay, config.delivery);
     this.delivery.reconfigure(config);
+    this.keepFinishedDays = config.queue.keep_finished_days;
     this.log.info('configuration reloaded (listeners and queue backend unchanged)');
   }
 
@@ -69,13 +105,14 @@ export class RelayService {
     };
     // smtp-server is loaded only where it runs: in the inbound thread, or here without one.
     const inbound = config.relay.inbound_thread ? new InboundThread({ config, stateDir, log, hostname, ...reports }) : new (await import('./inbound.js')).InboundServer({ config, queue, log, hostname, ...reports });
-    const service = new RelayService(config, stateDir, queue, tokens, inbound, delivery, router, log);
+    const service = new RelayService(config, stateDir, queue, tokens, inbound, delivery, router, log, opts.pruneSchedule ?? { firstMs: 5_000, everyMs: 10 * 60_000 });
     ref.service = service;
     delivery.events.on('attempt', (e) => service.events.emit('attempt', e));
     delivery.events.on('settled', (e) => service.events.emit('settled', e));
     tokens.events.on('refresh', (e) => service.events.emit('refresh', e));
     await inbound.start();
     delivery.start();
+    service.schedulePrune(service.pruneSchedule.firstMs);
     await writeFileAtomic(join(stateDir, 'relay.json'), `${JSON.stringify({ pid: process.pid, smtp: inbound.bound }, null, 2)}\n`, 0o644);
     return service;
   }
@@ -86,9 +123,12 @@ export class RelayService {
 
   /** Stop accepting, finish in-flight deliveries, close the queue. */
   async stop(): Promise<void> {
+    this.stopPruning.abort();
+    clearTimeout(this.pruneTimer);
     await this.inbound.stop();
     await this.delivery.stop();
     this.tokens.stopBackgroundRefresh();
+    await this.pruning;
     await this.queue.close();
     this.log.info('relay stopped');
   }

@@ -35,7 +35,7 @@ export class RelayMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'relay365_process_' });
     new Gauge({
       name: 'relay365_queue_depth',
-      help: 'Queue entries by state (incoming, active, deferred, hold; done and bounced are kept records).',
+      help: 'Queue entries by state (incoming, active, deferred, hold; done and bounced are records kept for queue.keep_finished_days).',
       labelNames: ['state'],
       registers: [this.registry],
       async collect() {

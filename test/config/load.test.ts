@@ -43,3 +43,21 @@ test('relay.allow_networks and rules[].client must be addresses or networks, nam
   const ok = parseConfigText('relay:\n  allow_networks: [192.168.1.0/24, 10.1.2.3, "2001:db8::/32", "::1"]\n  rules:\n    - { client: 172.16.0.0/12, route: by-sender }\n', 'ok.yaml');
   assert.deepEqual(ok.config.relay.allow_networks, ['192.168.1.0/24', '10.1.2.3', '2001:db8::/32', '::1']);
 });
+
+test('queue.keep_finished_days: 7 by default, 0 allowed, a negative or non-number value names the key, the file and the line', () => {
+  assert.equal(defaultConfig().queue.keep_finished_days, 7);
+  assert.equal(parseConfigText('queue:\n  keep_finished_days: 0\n', 'ok.yaml').config.queue.keep_finished_days, 0);
+  const bad = [
+    ['-1', /^q\.yaml:3: queue\.keep_finished_days: Too small: expected number to be >=0/],
+    ['seven', /^q\.yaml:3: queue\.keep_finished_days: Invalid input: expected number/],
+  ] as const;
+  for (const [value, message] of bad) {
+    assert.throws(() => parseConfigText(`queue:\n  backend: sqlite\n  keep_finished_days: ${value}\n`, 'q.yaml'), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, message);
+      assert.equal(err.keyPath, 'queue.keep_finished_days');
+      assert.equal(err.file, 'q.yaml');
+      return true;
+    }, value);
+  }
+});

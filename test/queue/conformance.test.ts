@@ -11,10 +11,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { tempDir } from '../helpers/cli.js';
 import { SqliteQueue, type Queue, type QueueEntry } from '../../src/queue/index.js';
-import { PostgresQueue } from '../../src/queue/postgres.js';
+import { POSTGRES_SCHEMA_VERSION, PostgresQueue } from '../../src/queue/postgres.js';
 import { QueueError } from '../../src/core/errors.js';
 
 const PG_URL = process.env.RELAY365_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -31,6 +32,10 @@ interface Backend {
   shared: boolean;
   /** A Queue on the test's store; several calls = several instances (connections) on the same store. */
   open(options?: OpenOptions): Promise<Queue>;
+  /** Rows of these entries in a child table, read from the store itself. */
+  rows(table: 'recipients' | 'attempts', ids: string[]): Promise<number>;
+  /** PostgreSQL: the test's schema. */
+  schema?: string;
 }
 
 let pgReachable: Promise<string | undefined> | undefined;
@@ -64,6 +69,14 @@ async function withBackend(t: TestContext, name: Backend['name']): Promise<Backe
         opened.push(q);
         return q;
       },
+      async rows(table, ids) {
+        const db = new Database(join(dir, 'queue.db'), { readonly: true });
+        try {
+          return (db.prepare(`SELECT count(*) AS n FROM ${table} WHERE entry_id IN (SELECT value FROM json_each(?))`).get(JSON.stringify(ids)) as { n: number }).n;
+        } finally {
+          db.close();
+        }
+      },
     };
   }
   const problem = await postgresProblem();
@@ -82,10 +95,20 @@ async function withBackend(t: TestContext, name: Backend['name']): Promise<Backe
   return {
     name,
     shared: true,
+    schema,
     async open(o = {}) {
       const q = await PostgresQueue.open({ url: `${PG_URL}?schema=${schema}`, ...o });
       opened.push(q);
       return q;
+    },
+    async rows(table, ids) {
+      const c = new pg.Client({ connectionString: PG_URL });
+      await c.connect();
+      try {
+        return Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM "${schema}".${table} WHERE entry_id = ANY($1::text[])`, [ids])).rows[0]!.n);
+      } finally {
+        await c.end();
+      }
     },
   };
 }
@@ -310,6 +333,62 @@ for (const name of ['sqlite', 'postgres'] as const) {
       }
     });
 
+    test('a finished entry records when it finished, not the back-off delivery passes along', async (t) => {
+      const b = await withBackend(t, name);
+      if (!b) return;
+      const q = await b.open();
+      const [e] = await enqueueMany(q, 1);
+      await q.claim({ owner: 'w', limit: 1, leaseMs: 60_000 });
+      const before = Date.now();
+      const done = await q.settle(e!.id, { delivered: ['bob@fabrikam.test'], failed: [], deferred: [], nextAttemptAt: new Date(Date.now() + 3600_000) });
+      assert.ok(Date.parse(done.nextAttemptAt) >= before - 5 && Date.parse(done.nextAttemptAt) <= Date.now(), `finished at ${done.nextAttemptAt}`);
+      assert.equal(await q.pruneFinished(new Date(before - 1000), 10), 0, 'finished after the cutoff: kept');
+      assert.equal(await q.pruneFinished(new Date(Date.now() + 1), 10), 1, 'finished before the cutoff: removed, back-off or not');
+    });
+
+    test('pruneFinished removes old done and bounced entries with their recipients and attempts, and nothing else', async (t) => {
+      const b = await withBackend(t, name);
+      if (!b) return;
+      const q = await b.open();
+      const [done, bounced, deferred, held, active] = await enqueueMany(q, 5);
+      const rcpt = 'bob@fabrikam.test';
+      const attempt = (outcome: 'delivered' | 'failed' | 'deferred') => [{ at: new Date().toISOString(), route: 'office365', recipients: [rcpt], reply: outcome === 'delivered' ? '250 2.0.0 OK' : '550 5.1.1 unknown', durationMs: 10, outcome }];
+      await q.settle(done!.id, { delivered: [rcpt], failed: [], deferred: [], attempts: attempt('delivered') });
+      await q.settle(bounced!.id, { delivered: [], failed: [{ recipient: rcpt, reply: '550 5.1.1 unknown' }], deferred: [], attempts: attempt('failed') });
+      await q.settle(deferred!.id, { delivered: [], failed: [], deferred: [{ recipient: rcpt, reply: '451 4.7.500 busy' }], nextAttemptAt: new Date(Date.now() + 3600_000), attempts: attempt('deferred') });
+      await q.hold(held!.id);
+      assert.deepEqual((await q.claim({ owner: 'w', limit: 10, leaseMs: 60_000 })).map((e) => e.id), [active!.id]);
+      const [incoming] = await enqueueMany(q, 1, 'incoming');
+      const finished = [done!.id, bounced!.id];
+      const live = [incoming!.id, deferred!.id, held!.id, active!.id];
+      assert.equal(await b.rows('recipients', finished), 2);
+      assert.equal(await b.rows('attempts', finished), 2);
+
+      assert.equal(await q.pruneFinished(new Date(Date.now() - 60_000), 100), 0, 'finished less than a minute ago: newer than the cutoff');
+      // A cutoff in the future makes every entry old enough: only the state decides.
+      assert.equal(await q.pruneFinished(new Date(Date.now() + 86_400_000), 100), 2);
+      for (const id of finished) assert.equal(await q.get(id), undefined);
+      assert.equal(await b.rows('recipients', finished), 0, 'recipients gone');
+      assert.equal(await b.rows('attempts', finished), 0, 'attempt history gone');
+      assert.deepEqual(Object.fromEntries(await Promise.all(live.map(async (id) => [id, (await q.get(id))?.state]))), { [incoming!.id]: 'incoming', [deferred!.id]: 'deferred', [held!.id]: 'hold', [active!.id]: 'active' });
+      assert.equal(await b.rows('recipients', live), 4);
+      assert.equal(await b.rows('attempts', [deferred!.id]), 1, 'a live entry keeps its history');
+      assert.deepEqual(await q.counts(), { incoming: 1, active: 1, deferred: 1, hold: 1, done: 0, bounced: 0 });
+      assert.equal(await q.pruneFinished(new Date(Date.now() + 86_400_000), 100), 0);
+    });
+
+    test('pruneFinished removes at most `limit` entries per call', async (t) => {
+      const b = await withBackend(t, name);
+      if (!b) return;
+      const q = await b.open();
+      for (const e of await enqueueMany(q, 5)) await q.settle(e.id, { delivered: ['bob@fabrikam.test'], failed: [], deferred: [] });
+      const cutoff = new Date(Date.now() + 1000);
+      const removed: number[] = [];
+      for (let i = 0; i < 4; i++) removed.push(await q.pruneFinished(cutoff, 2));
+      assert.deepEqual(removed, [2, 2, 1, 0]);
+      assert.deepEqual(await q.list(), []);
+    });
+
     test('hold, release, retry and delete follow the Postfix states', async (t) => {
       const b = await withBackend(t, name);
       if (!b) return;
@@ -443,3 +522,23 @@ for (const name of ['sqlite', 'postgres'] as const) {
     });
   });
 }
+
+test('postgres: a version 1 schema is upgraded to version 2 (the index pruneFinished reads) when a relay opens it', async (t) => {
+  const b = await withBackend(t, 'postgres');
+  if (!b) return;
+  const q = await b.open();
+  const [kept] = await enqueueMany(q, 1);
+  await q.close();
+  // What a relay365 from before version 2 left: no entries_finished index, version 1.
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  t.after(() => c.end());
+  await c.query(`DROP INDEX "${b.schema}".entries_finished`);
+  await c.query(`UPDATE "${b.schema}".schema_version SET version = 1`);
+  const upgraded = await b.open();
+  assert.equal((await c.query<{ version: number }>(`SELECT version FROM "${b.schema}".schema_version`)).rows[0]?.version, POSTGRES_SCHEMA_VERSION);
+  assert.equal(POSTGRES_SCHEMA_VERSION, 2);
+  const index = await c.query<{ indexdef: string }>('SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = $2', [b.schema, 'entries_finished']);
+  assert.match(index.rows[0]?.indexdef ?? '', /\(next_attempt_at\) WHERE \(state = ANY/);
+  assert.equal((await upgraded.get(kept!.id))?.state, 'incoming', 'the queue itself is untouched');
+});

@@ -70,3 +70,15 @@ test('an entry whose body file is missing is quarantined (held, with the reason)
   assert.match(held?.lastError ?? '', /quarantined: body file missing/);
   assert.ok(!existsSync(join(dir, 'quarantine', `${lost.id}.eml`)));
 });
+
+test('pruning a finished entry removes a body file its settling left behind (the relay stopped before the unlink)', async (t) => {
+  const { dir, q, files } = open(t);
+  const e = await q.enqueue(meta('pruned'), bigBody());
+  const kept = await q.enqueue(meta('kept'), bigBody());
+  await q.settle(e.id, { delivered: ['bob@fabrikam.test'], failed: [], deferred: [] });
+  assert.deepEqual(files(), [`${kept.id}.eml`]);
+  writeFileSync(join(dir, 'bodies', `${e.id}.eml`), randomBytes(300 * 1024));
+  assert.equal(await q.pruneFinished(new Date(Date.now() + 1000), 10), 1);
+  assert.deepEqual(files(), [`${kept.id}.eml`], 'the finished entry\'s file is gone, the queued one\'s stays');
+  assert.equal(await q.get(e.id), undefined);
+});

@@ -4,13 +4,16 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { sandbox } from '../helpers/sandbox.js';
 import { tempDir, repoRoot } from '../helpers/cli.js';
 import { addAccount } from '../helpers/accounts.js';
 import { RawClient } from '../helpers/sandbox.js';
 import { RelayService, hashPassword } from '../../src/relay/index.js';
-import { relayConfig } from '../helpers/relay.js';
+import { relayConfig, relayYaml } from '../helpers/relay.js';
+import { parseConfigText } from '../../src/config/index.js';
 import { createLogger } from '../../src/core/log.js';
+import type { QueueEntry } from '../../src/queue/index.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 
 const run = promisify(execFile);
@@ -164,4 +167,47 @@ test('never an open relay: unknown networks and relay tricks are refused at RCPT
     assert.match(reply, /^(550 5\.7\.1 Relay access denied|501 5\.1\.3 )/, `${trick} → ${reply}`);
   }
   c.close();
+});
+
+test('the relay prunes finished entries by itself: keep_finished_days 0 removes a delivered message at the next pass; a reload applies a new value', async () => {
+  // A state of its own: the queue is the one under test, and the shared relay keeps its token store to itself.
+  const own = tempDir();
+  await addAccount(sb, own, ALICE, { password: 'alice-Passw0rd!' });
+  const keeping = (days: number) => parseConfigText(relayYaml(sb).replace('web:\n  port: 0', `queue:\n  keep_finished_days: ${days}\nweb:\n  port: 0`), 'prune.yaml').config;
+  const logLines = new PassThrough();
+  const logged: Array<{ msg: string; removed?: number; cutoff?: string }> = [];
+  let partial = '';
+  logLines.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop()!;
+    for (const l of lines) logged.push(JSON.parse(l));
+  });
+  const pruning = await RelayService.start({ config: keeping(0), stateDir: own, log: createLogger({ level: 'info', destination: logLines }), pruneSchedule: { firstMs: 100, everyMs: 100 } });
+  try {
+    const deliver = async (prefix: string): Promise<QueueEntry> => {
+      const messageId = `${prefix}-0@relay365.test`;
+      const settledEntry = new Promise<QueueEntry>((resolve) => pruning.events.on('settled', (e: QueueEntry) => e.messageId === messageId && resolve(e)));
+      const [s] = await sendPy(pruning.smtpPort, ALICE, BOB, 1, prefix);
+      assert.equal(s!.code, 250);
+      const e = await settledEntry;
+      assert.equal(e.state, 'done');
+      return e;
+    };
+    const pruned = await deliver('pruned');
+    const deadline = Date.now() + 5000;
+    while ((await pruning.queue.get(pruned.id)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await pruning.queue.get(pruned.id), undefined, 'removed without any command');
+    const line = logged.find((l) => l.msg === 'removed finished queue entries');
+    assert.equal(line?.removed, 1, 'one line per pass, with the count');
+    assert.ok(Date.parse(line.cutoff!) >= Date.parse(pruned.nextAttemptAt), `cutoff ${line.cutoff} after the finish at ${pruned.nextAttemptAt}`);
+
+    pruning.reload(keeping(7));
+    const kept = await deliver('kept');
+    // Several passes run meanwhile (every 100 ms); a week has not passed.
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal((await pruning.queue.get(kept.id))?.state, 'done');
+    assert.equal(logged.filter((l) => l.msg === 'removed finished queue entries').length, 1);
+  } finally {
+    await pruning.stop();
+  }
 });

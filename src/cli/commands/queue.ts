@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { Relay365Error, QueueError, UsageError } from '../../core/errors.js';
-import { openQueue, type Queue, type QueueState } from '../../queue/index.js';
+import { openQueue, pruneFinishedBefore, type Queue, type QueueState } from '../../queue/index.js';
 import type { CliContext } from '../context.js';
 
 /**
@@ -76,4 +76,18 @@ export function register(program: Command, ctx: CliContext): void {
     .command('flush')
     .description('Retry every deferred entry now (like postqueue -f)')
     .action(() => withQueue(async (q) => ctx.print(`flush: ${await q.retry('all')} entries due now`)));
+  queue
+    .command('prune')
+    .description('Remove done and bounced entries that finished more than queue.keep_finished_days ago (the relay does so every 10 minutes)')
+    .option('--older-than-days <n>', 'age in days instead of queue.keep_finished_days (0: every finished entry)')
+    .option('--json', 'JSON output')
+    .action((opts: { olderThanDays?: string; json?: boolean }) => {
+      if (opts.olderThanDays !== undefined && !/^\d+(\.\d+)?$/.test(opts.olderThanDays)) throw new UsageError(`--older-than-days must be a number of days (0 or more): ${opts.olderThanDays}`);
+      const days = opts.olderThanDays === undefined ? ctx.cfg.queue.keep_finished_days : Number(opts.olderThanDays);
+      return withQueue(async (q) => {
+        const removed = await pruneFinishedBefore(q, new Date(Date.now() - days * 86_400_000));
+        if (opts.json) return ctx.printJson({ removed });
+        ctx.print(`prune: ${removed} finished entr${removed === 1 ? 'y' : 'ies'} removed`);
+      });
+    });
 }

@@ -98,6 +98,7 @@ export const relaySection = {
       backend: z.enum(['sqlite', 'postgres']).default('sqlite').describe('sqlite (embedded) or postgres (several relay instances).'),
       dir: z.string().optional().describe('Queue directory (default <state>/queue).'),
       postgres_url: z.string().optional(),
+      keep_finished_days: z.number().min(0).default(7).describe('Finished entries (`done`, `bounced`) are removed with their recipients and attempt history once they finished more than this many days ago; 0 removes them at the next pruning pass (the admin page and `queue list` then show only what is queued).'),
     })
     .prefault({})
     .describe('The durable queue.'),
