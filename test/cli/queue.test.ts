@@ -52,3 +52,26 @@ test('queue prune --older-than-days takes only a number of days, 0 or more (exit
   }
   assert.deepEqual(JSON.parse((await runCli(['--state', state, 'queue', 'prune', '--older-than-days', '0', '--json'])).stdout), { removed: 1 }, 'the refused calls removed nothing');
 });
+
+test('queue show: a finished entry says when it finished, a queued one when it is next tried, with recipients and attempts', async () => {
+  const state = tempDir();
+  const q = new SqliteQueue({ dir: join(state, 'queue') });
+  let done: string, incoming: string;
+  try {
+    const enqueue = () => q.enqueue({ sender: 'alice@contoso.test', recipients: ['bob@fabrikam.test'] }, Readable.from([Buffer.from('Subject: s\r\n\r\nx\r\n')]));
+    done = (await enqueue()).id;
+    await q.settle(done, { delivered: ['bob@fabrikam.test'], failed: [], deferred: [], attempts: [{ at: new Date().toISOString(), route: 'alice', recipients: ['bob@fabrikam.test'], reply: '250 2.0.0 OK', durationMs: 12, outcome: 'delivered' }] });
+    incoming = (await enqueue()).id;
+  } finally {
+    await q.close();
+  }
+  const shown = await runCli(['--state', state, 'queue', 'show', done]);
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.match(shown.stdout, new RegExp(`^${done} done <alice@contoso\\.test> \\d+ bytes, 1 attempt\\(s\\), finished \\d{4}-`));
+  assert.match(shown.stdout, /^ {2}bob@fabrikam\.test delivered$/m);
+  assert.match(shown.stdout, /via alice \(12 ms\) delivered: 250 2\.0\.0 OK$/m);
+  assert.match((await runCli(['--state', state, 'queue', 'show', incoming])).stdout, new RegExp(`^${incoming} incoming .*, next \\d{4}-`));
+  const missing = await runCli(['--state', state, 'queue', 'show', 'NOSUCHID']);
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /No queue entry NOSUCHID/);
+});

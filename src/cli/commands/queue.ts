@@ -47,7 +47,9 @@ export function register(program: Command, ctx: CliContext): void {
         const e = await q.get(id);
         if (!e) throw new QueueError('QUEUE_NOT_FOUND', `No queue entry ${id}.`);
         if (opts.json) return ctx.printJson(e);
-        ctx.print(`${e.id} ${e.state} <${e.sender}> ${e.size} bytes, ${e.attempts} attempt(s), next ${e.nextAttemptAt}`);
+        // A finished entry's nextAttemptAt is when it finished (pruning counts from there).
+        const when = e.state === 'done' || e.state === 'bounced' ? `finished ${e.nextAttemptAt}` : e.state === 'hold' ? 'on hold' : `next ${e.nextAttemptAt}`;
+        ctx.print(`${e.id} ${e.state} <${e.sender}> ${e.size} bytes, ${e.attempts} attempt(s), ${when}`);
         for (const r of e.recipients) ctx.print(`  ${r.address} ${r.state}${r.lastReply ? `: ${r.lastReply}` : ''}`);
         for (const a of e.history ?? []) ctx.print(`  ${a.at} via ${a.route} (${a.durationMs} ms) ${a.outcome}: ${a.reply}`);
       }),
