@@ -384,7 +384,7 @@ export class PostgresQueue implements Queue {
     for (const f of o.failed) updates.set(f.recipient, { state: 'failed', reply: f.reply });
     for (const d of o.deferred) updates.set(d.recipient, { state: 'deferred', reply: d.reply });
     try {
-      await this.tx(async (c) => {
+      return await this.tx(async (c) => {
         const locked = await c.query(`SELECT id FROM ${this.t('entries')} WHERE id = $1 FOR UPDATE`, [id]);
         if (!locked.rowCount) throw new QueueError('QUEUE_NOT_FOUND', `No queue entry ${id}.`);
         for (const a of o.attempts ?? []) await c.query(...this.attemptInsert(id, a));
@@ -405,11 +405,14 @@ export class PostgresQueue implements Queue {
         await c.query(`UPDATE ${this.t('entries')} SET state = $2, attempts = attempts + 1, next_attempt_at = $3, last_error = COALESCE($4, last_error), lease_owner = NULL, lease_until = NULL, claimed_at = NULL WHERE id = $1`, [id, state, finished ? new Date() : (o.nextAttemptAt ?? new Date()), lastError]);
         // Same transaction: a finished entry never keeps its body, and never loses it early.
         if (finished) await c.query(`DELETE FROM ${this.t('body_chunks')} WHERE entry_id = $1`, [id]);
+        // Read in the same transaction: once it commits, a pruning pass (queue.keep_finished_days: 0,
+        // on any instance) may remove a finished entry at once.
+        const rows = (await c.query<Row>(`SELECT * FROM ${this.t('entries')} WHERE id = $1`, [id])).rows;
+        return (await this.toEntries(rows, true, c))[0]!;
       });
     } catch (err) {
       throw ioError(`Could not settle ${id}`, err);
     }
-    return (await this.get(id))!;
   }
 
   private async setState(id: string, from: QueueState[], to: QueueState, dueNow = false): Promise<boolean> {
@@ -448,18 +451,20 @@ export class PostgresQueue implements Queue {
     return r.rowCount ?? 0;
   }
 
-  private async toEntries(rows: Row[], withHistory: boolean): Promise<QueueEntry[]> {
+  /** `inTx`: read through that transaction's client instead of the pool. */
+  private async toEntries(rows: Row[], withHistory: boolean, inTx?: pg.PoolClient): Promise<QueueEntry[]> {
     if (rows.length === 0) return [];
+    const query = <R extends pg.QueryResultRow>(what: string, sql: string, params: unknown[]) => (inTx ? inTx.query<R>(sql, params) : this.query<R>(what, sql, params));
     const ids = rows.map((r) => r.id);
     const rcpts = new Map<string, QueueEntry['recipients']>();
-    for (const r of (await this.query<{ entry_id: string; address: string; state: RecipientState; last_reply: string | null }>('Could not read recipients', `SELECT entry_id, address, state, last_reply FROM ${this.t('recipients')} WHERE entry_id = ANY($1::text[]) ORDER BY entry_id, position`, [ids])).rows) {
+    for (const r of (await query<{ entry_id: string; address: string; state: RecipientState; last_reply: string | null }>('Could not read recipients', `SELECT entry_id, address, state, last_reply FROM ${this.t('recipients')} WHERE entry_id = ANY($1::text[]) ORDER BY entry_id, position`, [ids])).rows) {
       const list = rcpts.get(r.entry_id) ?? [];
       list.push({ address: r.address, state: r.state, ...(r.last_reply ? { lastReply: r.last_reply } : {}) });
       rcpts.set(r.entry_id, list);
     }
     const history = new Map<string, QueueAttempt[]>();
     if (withHistory) {
-      for (const a of (await this.query<{ entry_id: string; at: string; route: string; recipients: string[]; reply: string; duration_ms: number; outcome: QueueAttempt['outcome'] }>('Could not read attempts', `SELECT entry_id, at, route, recipients, reply, duration_ms, outcome FROM ${this.t('attempts')} WHERE entry_id = ANY($1::text[]) ORDER BY seq`, [ids])).rows) {
+      for (const a of (await query<{ entry_id: string; at: string; route: string; recipients: string[]; reply: string; duration_ms: number; outcome: QueueAttempt['outcome'] }>('Could not read attempts', `SELECT entry_id, at, route, recipients, reply, duration_ms, outcome FROM ${this.t('attempts')} WHERE entry_id = ANY($1::text[]) ORDER BY seq`, [ids])).rows) {
         const list = history.get(a.entry_id) ?? [];
         list.push({ at: a.at, route: a.route, recipients: a.recipients, reply: a.reply, durationMs: a.duration_ms, outcome: a.outcome });
         history.set(a.entry_id, list);
