@@ -1,8 +1,8 @@
 /**
  * HTTP for the token endpoint and Graph: undici with an optional extra CA (added to Node's roots)
- * and a timeout on every call, so a hung identity platform can never stall a relay worker. undici (~7 MB of heap) is
- * loaded when the first token request or Graph route needs it, not at start: a relay whose
- * routes need no token never loads it.
+ * and a timeout on every call, so a hung identity platform can never stall a relay worker. undici
+ * (~7 MB of heap) is loaded when the first token request or Graph route needs it, not at start: a
+ * relay whose routes need no token never loads it.
  */
 import { trustedCas } from '../core/tls.js';
 import type { SecureVersion } from 'node:tls';

@@ -447,7 +447,7 @@ export class SqliteQueue implements Queue {
         });
       }
       // Read at once: a pruning pass may remove a finished entry while body files are unlinked below.
-      const entries = batch.map((b) => this.read(b.id));
+      const entries = batch.map((b, i) => ('error' in results[i]! ? undefined : this.read(b.id)));
       for (const [i, b] of batch.entries()) {
         const r = results[i]!;
         if ('error' in r) {

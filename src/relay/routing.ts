@@ -74,7 +74,7 @@ export class Router {
       case 'graph':
         return { name, kind: 'transport', spec: { type: 'graph', account: r.account, baseUrl: r.base_url, caFile: r.ca_file ?? ca }, rewriteTo: r.rewrite_sender ? r.account : undefined };
       case 'mx':
-        return { name, kind: 'transport', spec: { type: 'mx', resolvers: r.resolvers, port: r.port, caFile: ca } };
+        return { name, kind: 'transport', spec: { type: 'mx', resolvers: r.resolvers, port: r.port } };
       case 'smarthost':
         return { name, kind: 'transport', spec: { type: 'smarthost', host: r.host, port: r.port, security: r.security, user: r.user, password: r.password, caFile: r.ca_file ?? ca, maxConnections: r.max_connections } };
     }

@@ -30,7 +30,7 @@ export class RelayService {
   /** 'accepted' (QueueEntry), 'attempt' (DeliveryEvent), 'settled' (QueueEntry), 'connection'. */
   readonly events = new EventEmitter();
   private constructor(
-    readonly config: Config,
+    private current: Config,
     readonly stateDir: string,
     readonly queue: Queue,
     readonly tokens: TokenManager,
@@ -39,11 +39,13 @@ export class RelayService {
     readonly router: Router,
     private readonly log: Logger,
     private readonly pruneSchedule: { firstMs: number; everyMs: number },
-  ) {
-    this.keepFinishedDays = config.queue.keep_finished_days;
+  ) {}
+
+  /** The configuration in force: the one started with, or the last one reloaded. */
+  get config(): Config {
+    return this.current;
   }
 
-  private keepFinishedDays: number;
   private pruneTimer?: NodeJS.Timeout;
   private pruning?: Promise<void>;
   private readonly stopPruning = new AbortController();
@@ -62,7 +64,7 @@ export class RelayService {
 
   /** Removes finished entries older than queue.keep_finished_days; a failed pass is retried at the next one. */
   private async prune(): Promise<void> {
-    const cutoff = new Date(Date.now() - this.keepFinishedDays * DAY_MS);
+    const cutoff = new Date(Date.now() - this.current.queue.keep_finished_days * DAY_MS);
     try {
       const removed = await pruneFinishedBefore(this.queue, cutoff, this.stopPruning.signal);
       if (removed) this.log.info({ removed, cutoff: cutoff.toISOString() }, 'removed finished queue entries');
@@ -79,7 +81,7 @@ export class RelayService {
     this.inbound.reconfigure(config);
     this.router.reconfigure(config.relay, config.delivery);
     this.delivery.reconfigure(config);
-    this.keepFinishedDays = config.queue.keep_finished_days;
+    this.current = config;
     this.log.info('configuration reloaded (listeners and queue backend unchanged)');
   }
 

@@ -25,7 +25,7 @@ export const SMTP_PRESETS = {
 export type RouteSpec =
   | { type: 'smtp'; account: string; host?: string; port?: number; security?: SmtpSecurity; mechanism?: 'XOAUTH2' | 'OAUTHBEARER'; preset?: keyof typeof SMTP_PRESETS; caFile?: string; dangerouslySkipTlsVerify?: boolean; maxConnections?: number }
   | { type: 'graph'; account: string; baseUrl?: string; caFile?: string }
-  | { type: 'mx'; resolvers?: string[]; port?: number; caFile?: string }
+  | { type: 'mx'; resolvers?: string[]; port?: number }
   | { type: 'smarthost'; host: string; port?: number; security?: SmtpSecurity; user?: string; password?: string; caFile?: string; maxConnections?: number };
 
 export function createTransport(spec: RouteSpec, deps: { tokens?: TokenProvider; log?: Logger; heloName?: string }): Transport {
@@ -49,7 +49,7 @@ export function createTransport(spec: RouteSpec, deps: { tokens?: TokenProvider;
     case 'graph':
       return new GraphTransport({ account: spec.account, baseUrl: spec.baseUrl, caFile: spec.caFile }, { tokens: deps.tokens! });
     case 'mx':
-      return new MxTransport({ resolvers: spec.resolvers, port: spec.port, caFile: spec.caFile, name: deps.heloName });
+      return new MxTransport({ resolvers: spec.resolvers, port: spec.port, name: deps.heloName });
     case 'smarthost':
       return new SmtpTransport(
         { host: spec.host, port: spec.port ?? 25, security: spec.security ?? 'opportunistic', auth: spec.user ? { kind: 'password', user: spec.user, pass: spec.password ?? '' } : undefined, caFile: spec.caFile, name: deps.heloName, maxConnections: spec.maxConnections },

@@ -15,8 +15,6 @@ export interface MxTransportOptions {
   /** Port to deliver to (25; tests use another). */
   port?: number;
   name?: string;
-  /** Not read: MX certificates are never verified (see deliverTo), so a CA would change nothing. Accepted so an mx route with a CA file still loads. */
-  caFile?: string;
   timeoutMs?: number;
 }
 

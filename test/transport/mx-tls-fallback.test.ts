@@ -1,7 +1,7 @@
 /**
  * The mx transport's opportunistic TLS against smtp-server on a free loopback port: when the
  * STARTTLS handshake fails the host is tried again in plaintext and the recorded reply says so;
- * when it works the certificate is not checked, and the route's CA file is never read.
+ * when it works the certificate is not checked, and delivery.ca_file never reaches the route.
  * MX lookups are beside the point here: the domain's only MX is 127.0.0.1.
  */
 import { test, before } from 'node:test';
@@ -12,6 +12,9 @@ import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { createCertificate } from '../../src/sandbox/ca.js';
 import { MxTransport } from '../../src/transport/mx.js';
+import { createTransport } from '../../src/transport/index.js';
+import { Router } from '../../src/relay/routing.js';
+import { parseConfigText } from '../../src/config/index.js';
 import { tempDir } from '../helpers/cli.js';
 
 let tlsKey: string;
@@ -68,8 +71,8 @@ async function mxServer(options: Partial<SMTPServerOptions> = {}): Promise<Mx> {
   return Object.assign(mx, { port, stop: () => new Promise<void>((r) => server.close(() => r())) });
 }
 
-function mxTransport(port: number, caFile?: string): MxTransport {
-  const t = new MxTransport({ port, name: 'relay.example.org', caFile, timeoutMs: 5000 });
+function mxTransport(port: number): MxTransport {
+  const t = new MxTransport({ port, name: 'relay.example.org', timeoutMs: 5000 });
   t.hostsFor = async () => ['127.0.0.1'];
   return t;
 }
@@ -103,8 +106,15 @@ test('a failed STARTTLS handshake: the MX is tried again in plaintext, and the r
 test('a working STARTTLS: delivered over TLS to an unverifiable certificate, without reading the CA file', async () => {
   const mx = await mxServer();
   try {
-    // The route's CA file does not exist: reading it would throw ENOENT before any connection.
-    const r = await mxTransport(mx.port, join(tempDir(), 'no-such-ca.pem')).deliver({ from: 'printer@example.org', to: [RCPT] }, message('tls'));
+    // delivery.ca_file names a file that does not exist: reading it would throw ENOENT before any
+    // connection. The route the router builds from it carries no CA at all.
+    const { config } = parseConfigText(`delivery:\n  ca_file: ${join(tempDir(), 'no-such-ca.pem')}\nrelay:\n  routes:\n    out: { type: mx, port: ${mx.port} }\n  default_route: out\n`, 'mx.yaml');
+    const route = await new Router(config.relay, config.delivery, async () => []).route({ sender: 'printer@example.org', recipient: RCPT });
+    assert.ok(route.kind === 'transport' && route.spec.type === 'mx', JSON.stringify(route));
+    assert.ok(!('caFile' in route.spec), JSON.stringify(route.spec));
+    const t = createTransport(route.spec, { heloName: 'relay.example.org' }) as MxTransport;
+    t.hostsFor = async () => ['127.0.0.1'];
+    const r = await t.deliver({ from: 'printer@example.org', to: [RCPT] }, message('tls'));
     assert.deepEqual(r.accepted, [RCPT]);
     assert.equal(mx.connections, 1);
     assert.equal(mx.handshakes, 1);

@@ -99,20 +99,20 @@ function outcome(before: AccountRecord, after: AccountRecord) {
   };
 }
 
-test('same user signs in again: both paths replace the refresh token and keep the cached Graph token', async () => {
+/** Re-authorizes as `upn` with the CLI and, on a second copy of the same state, on the admin page: both must decide alike. */
+async function reauthBothWays(upn: string) {
   const cli = await seed();
   const web = await seed();
-  const viaCli = outcome(cli.before, await reauthWithCli(cli.state, ALICE));
-  const viaWeb = outcome(web.before, await reauthOnAdminPage(web.state, ALICE));
-  assert.deepEqual(viaCli, { refreshTokenReplaced: true, outlookReplaced: true, outlookUser: OID[ALICE], graph: 'kept', state: 'valid', tenant: 'organizations', purposes: ['smtp'] });
+  const viaCli = outcome(cli.before, await reauthWithCli(cli.state, upn));
+  const viaWeb = outcome(web.before, await reauthOnAdminPage(web.state, upn));
   assert.deepEqual(viaWeb, viaCli);
+  return viaCli;
+}
+
+test('same user signs in again: both paths replace the refresh token and keep the cached Graph token', async () => {
+  assert.deepEqual(await reauthBothWays(ALICE), { refreshTokenReplaced: true, outlookReplaced: true, outlookUser: OID[ALICE], graph: 'kept', state: 'valid', tenant: 'organizations', purposes: ['smtp'] });
 });
 
 test('another user signs in: both paths drop the previous user\'s Graph token', async () => {
-  const cli = await seed();
-  const web = await seed();
-  const viaCli = outcome(cli.before, await reauthWithCli(cli.state, BOB));
-  const viaWeb = outcome(web.before, await reauthOnAdminPage(web.state, BOB));
-  assert.deepEqual(viaCli, { refreshTokenReplaced: true, outlookReplaced: true, outlookUser: OID[BOB], graph: 'dropped', state: 'valid', tenant: 'organizations', purposes: ['smtp'] });
-  assert.deepEqual(viaWeb, viaCli);
+  assert.deepEqual(await reauthBothWays(BOB), { refreshTokenReplaced: true, outlookReplaced: true, outlookUser: OID[BOB], graph: 'dropped', state: 'valid', tenant: 'organizations', purposes: ['smtp'] });
 });
