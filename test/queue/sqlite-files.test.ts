@@ -10,6 +10,7 @@ import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:f
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { tempDir } from '../helpers/cli.js';
+import { seededRandom, splitAtRandom } from '../helpers/random.js';
 import { SqliteQueue } from '../../src/queue/index.js';
 import { QueueError } from '../../src/core/errors.js';
 
@@ -33,6 +34,33 @@ test('a large body is one private file named after its entry; finishing the entr
   assert.equal(claimed?.id, e.id);
   await q.settle(e.id, { delivered: ['bob@fabrikam.test'], failed: [], deferred: [] });
   assert.deepEqual(files(), []);
+});
+
+test('messages around the inline limit, arriving at once in interleaved chunks, are stored byte for byte', async (t) => {
+  // The first 256 KB of every message wait in a reused buffer (one per message being received)
+  // until the message proves small or large: no two messages may share one, and a buffer a
+  // finished message gave back must not leak into the next.
+  const { q, files } = open(t);
+  const limit = 256 * 1024;
+  const sizes = [0, 1, 1000, limit - 1, limit, limit + 1, 3 * limit + 7, 1024 * 1024];
+  const bodies = [...sizes, ...sizes].map((size) => randomBytes(size));
+  const rng = seededRandom(5);
+  const dribble = (body: Buffer) =>
+    (async function* () {
+      for (const part of splitAtRandom(body, rng, 70_000)) {
+        await new Promise((r) => setImmediate(r));
+        yield part;
+      }
+    })();
+  // Staggered starts, so that later messages take buffers that earlier ones gave back while their
+  // commits still wait for a sync.
+  const entries = await Promise.all(bodies.map((b, i) => new Promise((r) => setTimeout(r, i)).then(() => q.enqueue(meta(`m${i}`), dribble(b)))));
+  for (const [i, e] of entries.entries()) {
+    assert.equal(e.size, bodies[i]!.length);
+    const stored = Buffer.concat(await q.openBody(e.id).toArray());
+    assert.ok(stored.equals(bodies[i]!), `message ${i} (${bodies[i]!.length} bytes) stored as sent`);
+  }
+  assert.equal(files().length, 6, 'only the bodies over the limit have files');
 });
 
 test('a refused or broken large message leaves no file behind', async (t) => {
