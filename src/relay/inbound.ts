@@ -14,6 +14,7 @@ import type { Logger } from '../core/log.js';
 import type { EnqueueMeta, Queue, QueueEntry } from '../queue/index.js';
 import { patchSmtpStream } from './smtp-stream-patch.js';
 import { noteStreamed } from '../core/memory.js';
+import { chunksOf } from '../core/stream.js';
 import { giveCredits, handoffLeaseMs, takeCredits, type Handoff } from './handoff.js';
 import { addressProblem, buildAllowList, clientAllowed, matchesAddressPattern, verifyPassword } from './policy.js';
 
@@ -279,10 +280,10 @@ export class InboundServer {
       yield Buffer.from(received, 'latin1');
       // The Message-ID is noted on the way through (the queue indexes it for searches).
       const messageId = new MessageIdFinder();
-      for await (const chunk of stream) {
-        noteStreamed((chunk as Buffer).length);
-        if (!messageId.done) meta.messageId = messageId.feed(chunk as Buffer);
-        yield chunk as Buffer;
+      for await (const chunk of chunksOf(stream)) {
+        noteStreamed(chunk.length);
+        if (!messageId.done) meta.messageId = messageId.feed(chunk);
+        yield chunk;
       }
     })();
     const handoff = this.deps.handoff;
