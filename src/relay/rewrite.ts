@@ -1,34 +1,64 @@
 /**
  * Sender rewriting for devices with a fixed From: that the mailbox has no SendAs right for:
  * From: becomes the account's mailbox and the original address moves to Reply-To (unless set).
+ * Only the header is read into memory (up to 256 KB); the body streams through untouched. Lines
+ * may end in CRLF or, from sloppy clients, in LF alone: the lines added end like the message's
+ * first line, so a message never mixes the two because of us.
  */
 import { Readable } from 'node:stream';
+import { chunksOf } from '../core/stream.js';
+
+/** A header longer than this is treated as ending there (Postfix's header_size_limit is 100 KB). */
+const HEADER_MAX = 256 * 1024;
+
+/** Where the header ends in `head` (the start of the blank line after it), or -1 if not seen yet. */
+function headerEnd(head: Buffer): number {
+  if (head[0] === 0x0a || (head[0] === 0x0d && head[1] === 0x0a)) return 0;
+  const lf = head.indexOf('\n\n');
+  const crlf = head.indexOf('\n\r\n');
+  if (lf < 0 && crlf < 0) return -1;
+  return (lf >= 0 && (crlf < 0 || lf < crlf) ? lf : crlf) + 1;
+}
+
+/** One From: field (with its continuation lines), anywhere in the header. */
+const FROM_FIELD = /^From:[ \t]*(.*(?:\r?\n[ \t].*)*)(?:\r?\n|$)/gim;
+
+/** The header with From: set to `mailbox` and the original From: as Reply-To (if it has none). */
+export function rewriteHeader(header: string, mailbox: string): string {
+  const eol = /\r?\n/.exec(header)?.[0] ?? '\r\n';
+  let original: string | undefined;
+  const rest = header.replace(FROM_FIELD, (_field, value: string) => {
+    // Unfolding (RFC 5322 §2.2.3) removes the line breaks and keeps the white space.
+    original ??= value.replace(/\r?\n/g, '').trim();
+    return '';
+  });
+  const replyTo = original && !/^Reply-To:/im.test(rest) ? `Reply-To: ${original}${eol}` : '';
+  return `From: ${mailbox}${eol}${replyTo}${rest}`;
+}
 
 export function rewriteSender(source: Readable, mailbox: string): Readable {
   return Readable.from(
     (async function* () {
       let head = Buffer.alloc(0);
       let done = false;
-      for await (const chunk of source) {
+      const rewritten = (end: number) => {
+        done = true;
+        return Buffer.from(rewriteHeader(head.toString('latin1', 0, end), mailbox), 'latin1');
+      };
+      for await (const chunk of chunksOf(source)) {
         if (done) {
-          yield chunk as Buffer;
+          yield chunk;
           continue;
         }
-        head = Buffer.concat([head, chunk as Buffer]);
-        const end = head.indexOf('\r\n\r\n');
-        if (end < 0 && head.length < 256 * 1024) continue;
-        const cut = end < 0 ? head.length : end + 2;
-        let headers = head.subarray(0, cut).toString('latin1');
-        const from = /^From:[ \t]*((?:.*)(?:\r\n[ \t].*)*)\r\n/im.exec(headers);
-        const original = from?.[1]?.trim();
-        headers = headers.replace(/^From:.*(?:\r\n[ \t].*)*\r\n/im, '');
-        const hasReplyTo = /^Reply-To:/im.test(headers);
-        headers = `From: ${mailbox}\r\n${original && !hasReplyTo ? `Reply-To: ${original}\r\n` : ''}${headers}`;
-        yield Buffer.from(headers, 'latin1');
+        head = Buffer.concat([head, chunk]);
+        const end = headerEnd(head);
+        if (end < 0 && head.length < HEADER_MAX) continue;
+        const cut = end < 0 ? head.length : end;
+        yield rewritten(cut);
         yield head.subarray(cut);
-        done = true;
       }
-      if (!done) yield head;
+      // A message that is all header (no blank line, no body).
+      if (!done) yield rewritten(head.length);
     })(),
   );
 }

@@ -141,6 +141,26 @@ test('SMTP AUTH relay user: accepted for allowed senders, refused for others', a
   c.close();
 });
 
+test('rewrite_sender: a device with a fixed From: the mailbox may not send as goes out as the account, the original in Reply-To', async () => {
+  // Without the rewrite Exchange (the sandbox) refuses both the envelope sender and the From:
+  // field with 554 5.2.252 SendAsDenied.
+  const routed = `  routes:\n    as-alice: { type: smtp, account: ${ALICE}, host: 127.0.0.1, port: ${sb.endpoints.smtp.port}, rewrite_sender: true }\n  rules:\n    - { sender: "*@printers.test", route: as-alice }`;
+  const own = tempDir();
+  await addAccount(sb, own, ALICE, { password: 'alice-Passw0rd!' });
+  const rewriting = await RelayService.start({ config: config(routed), stateDir: own, log: createLogger({ level: 'silent' }) });
+  try {
+    await run('swaks', ['--server', `127.0.0.1:${rewriting.smtpPort}`, '--from', 'mfp@printers.test', '--to', BOB, '--header', 'Message-Id: <rewrite-1@relay365.test>', '--header', 'From: "MFP 3rd floor" <mfp@printers.test>', '--body', 'scan attached'], { timeout: 30_000 });
+    const rec = await sb.mail.waitForOutbound((r) => r.messageId === 'rewrite-1@relay365.test');
+    assert.equal(rec.from, ALICE);
+    const header = rec.raw.toString('latin1').split('\r\n\r\n')[0]!;
+    assert.match(header, new RegExp(`^From: ${ALICE}$`, 'm'));
+    assert.match(header, /^Reply-To: "MFP 3rd floor" <mfp@printers\.test>$/m);
+    assert.equal(header.match(/^From:/gim)?.length, 1);
+  } finally {
+    await rewriting.stop();
+  }
+});
+
 test('never an open relay: unknown networks and relay tricks are refused at RCPT with 5.7.1', async () => {
   const closed = await RelayService.start({ config: config('  allow_networks: ["10.0.0.0/8"]'), stateDir: tempDir(), log: createLogger({ level: 'silent' }) });
   try {
