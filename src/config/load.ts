@@ -64,6 +64,11 @@ function describeIssue(issue: z.core.$ZodIssue, doc: Document, lc: LineCounter, 
   let line: number | undefined;
   if (node && node.range) line = lc.linePos(node.range[0]).line;
   else if (issue.path.length > 0) line = lineOfKey(doc, lc, issue.path.slice(0, -1) as (string | number)[], String(issue.path.at(-1)));
+  // A required key that is missing: the line of the nearest enclosing value that is there.
+  for (let n = issue.path.length - 1; line === undefined && n > 0; n--) {
+    const enclosing = doc.getIn(issue.path.slice(0, n) as (string | number)[], true) as Node | undefined;
+    if (enclosing?.range) line = lc.linePos(enclosing.range[0]).line;
+  }
   return { text: `${file}:${line ?? '?'}: ${keyPath}: ${issue.message}`, line, keyPath };
 }
 

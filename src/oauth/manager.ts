@@ -87,6 +87,15 @@ export class TokenManager implements TokenProvider {
     return this.getAccessToken(account, { ...request, forceRefresh: true });
   }
 
+  /**
+   * Forget every in-memory access token (SIGHUP: accounts may have been removed or signed in
+   * again by another process; the store is read afresh at the next request).
+   */
+  forgetAllCached(): void {
+    this.memory.clear();
+    this.mailboxes.clear();
+  }
+
   /** Forget the in-memory access tokens of `account` (its stored tokens were replaced). */
   forgetCached(account: string): void {
     const prefix = `${account.toLowerCase()}|`;

@@ -615,9 +615,11 @@ export class SqliteQueue implements Queue {
     // Bodies whose row was never committed never got a 250: remove them (tmp/ held them before
     // bodies were written in place).
     for (const f of await fsp.readdir(this.tmp)) await fsp.rm(join(this.tmp, f), { force: true });
-    const hasRow = this.sqlStatement('SELECT 1 FROM entries WHERE id = ?');
+    // So are those of finished entries: a crash between a settle's commit and the unlink after it
+    // leaves the body of a message already delivered or bounced.
+    const needed = this.sqlStatement("SELECT 1 FROM entries WHERE id = ? AND state NOT IN ('done', 'bounced')");
     for (const f of await fsp.readdir(this.bodies)) {
-      if (f.endsWith('.eml') && !hasRow.get(f.slice(0, -4))) await fsp.rm(join(this.bodies, f), { force: true });
+      if (f.endsWith('.eml') && !needed.get(f.slice(0, -4))) await fsp.rm(join(this.bodies, f), { force: true });
     }
     return this.write(() => this.sqlStatement("UPDATE entries SET state = 'deferred', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE state = 'active'").run(Date.now()).changes);
   }

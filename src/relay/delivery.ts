@@ -165,6 +165,17 @@ export class DeliveryEngine {
   /** Counts kicks, so one that lands while a claim is running is not lost. */
   private kicks = 0;
 
+  /**
+   * Accounts were reloaded (SIGHUP): pooled connections, logged in with the old tokens, are closed,
+   * and paused accounts get their next chance at once (an account added or signed in again since
+   * should not wait out its back-off; one still refused is paused again by its next attempt).
+   */
+  async accountsReloaded(): Promise<void> {
+    this.paused.clear();
+    await this.resetTransports();
+    this.kick();
+  }
+
   /** Close pooled upstream connections (after an account change; the next delivery reconnects). */
   async resetTransports(): Promise<void> {
     const all = [...this.transports.values()];
@@ -277,8 +288,8 @@ export class DeliveryEngine {
           if (account) await this.limiter.acquire(account);
           try {
             const transport = this.transportFor(route.spec);
-            // Bounces (null sender) go out as the account's mailbox: Exchange only submits mail from it.
-            const rewriteTo = route.rewriteTo ?? (entry.sender === '' && 'account' in route.spec ? route.spec.account : undefined);
+            // The router decides (rewrite_sender; a bounce goes out as the account's mailbox).
+            const rewriteTo = route.rewriteTo;
             const source = () => (rewriteTo ? rewriteSender(queue.openBody(entry.id), rewriteTo) : queue.openBody(entry.id));
             const sender = rewriteTo ?? entry.sender;
             const result = await transport.deliver({ from: sender, to: recipients }, source);

@@ -10,6 +10,7 @@ import type { RouteSpec } from '../transport/index.js';
 import { matchesAddressPattern } from './policy.js';
 
 export type RelayRoute =
+  /** rewriteTo: the sender (envelope and From:) the message goes out as, when not its own. */
   | { name: string; kind: 'transport'; spec: RouteSpec; rewriteTo?: string }
   | { name: string; kind: 'reject'; message: string }
   | { name: string; kind: 'none'; reason: string };
@@ -55,6 +56,23 @@ export class Router {
     return this.named(rule?.route ?? this.relay.default_route, input);
   }
 
+  /**
+   * The mailbox `account` sends as. An account's name and its mailbox differ for an application
+   * (client credentials) account: Exchange only takes mail from the mailbox.
+   */
+  private async mailboxOf(account: string): Promise<string> {
+    const wanted = account.toLowerCase();
+    return (await this.accountsFor()).find((a) => a.email.toLowerCase() === wanted)?.mailbox ?? account;
+  }
+
+  /**
+   * What a message on an account's route goes out as: the account's mailbox with rewrite_sender,
+   * and for a bounce (null sender), which Exchange only submits from the mailbox.
+   */
+  private async rewriteFor(account: string, rewriteSender: boolean, input: RoutingInput): Promise<string | undefined> {
+    return rewriteSender || input.sender === '' ? this.mailboxOf(account) : undefined;
+  }
+
   private async named(name: string, input: RoutingInput): Promise<RelayRoute> {
     const ca = this.delivery.ca_file;
     if (name === 'by-sender') {
@@ -62,7 +80,8 @@ export class Router {
       const s = input.sender.toLowerCase();
       const acc = accounts.find((a) => a.email === s || a.mailbox === s) ?? (accounts.length === 1 ? accounts[0] : undefined);
       if (!acc) return { name, kind: 'none', reason: accounts.length ? `no account for sender ${input.sender || '<>'}` : 'no accounts configured (relay365 account add)' };
-      return { name: `by-sender:${acc.email}`, kind: 'transport', spec: { type: 'smtp', account: acc.email, host: this.delivery.smtp_host, port: this.delivery.smtp_port, caFile: ca, maxConnections: this.delivery.connections_per_account } };
+      const spec: RouteSpec = { type: 'smtp', account: acc.email, host: this.delivery.smtp_host, port: this.delivery.smtp_port, caFile: ca, maxConnections: this.delivery.connections_per_account };
+      return { name: `by-sender:${acc.email}`, kind: 'transport', spec, ...(input.sender === '' ? { rewriteTo: acc.mailbox } : {}) };
     }
     const r = this.relay.routes[name];
     if (!r) return { name, kind: 'none', reason: `route "${name}" is not defined in relay.routes` };
@@ -70,9 +89,9 @@ export class Router {
       case 'reject':
         return { name, kind: 'reject', message: r.message };
       case 'smtp':
-        return { name, kind: 'transport', spec: { type: 'smtp', account: r.account, preset: r.preset, host: r.host, port: r.port, security: r.security, mechanism: r.mechanism, caFile: r.ca_file ?? ca, maxConnections: this.delivery.connections_per_account }, rewriteTo: r.rewrite_sender ? r.account : undefined };
+        return { name, kind: 'transport', spec: { type: 'smtp', account: r.account, preset: r.preset, host: r.host, port: r.port, security: r.security, mechanism: r.mechanism, caFile: r.ca_file ?? ca, maxConnections: this.delivery.connections_per_account }, rewriteTo: await this.rewriteFor(r.account, r.rewrite_sender, input) };
       case 'graph':
-        return { name, kind: 'transport', spec: { type: 'graph', account: r.account, baseUrl: r.base_url, caFile: r.ca_file ?? ca }, rewriteTo: r.rewrite_sender ? r.account : undefined };
+        return { name, kind: 'transport', spec: { type: 'graph', account: r.account, baseUrl: r.base_url, caFile: r.ca_file ?? ca }, rewriteTo: await this.rewriteFor(r.account, r.rewrite_sender, input) };
       case 'mx':
         return { name, kind: 'transport', spec: { type: 'mx', resolvers: r.resolvers, port: r.port } };
       case 'smarthost':

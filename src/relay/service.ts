@@ -74,15 +74,19 @@ export class RelayService {
   }
 
   /**
-   * SIGHUP: apply a new configuration without dropping connections: policy applies to the next
-   * command, routes to the next delivery. Listener addresses and the queue backend need a restart.
+   * SIGHUP: apply a new configuration and the accounts as they are now, without dropping client
+   * connections: policy applies to the next command, routes to the next delivery; cached tokens
+   * and pooled upstream connections are dropped, so a removed account sends nothing more and a
+   * re-authorized one is used at once. Listener addresses and the queue backend need a restart.
    */
   reload(config: Config): void {
     this.inbound.reconfigure(config);
     this.router.reconfigure(config.relay, config.delivery);
     this.delivery.reconfigure(config);
     this.current = config;
-    this.log.info('configuration reloaded (listeners and queue backend unchanged)');
+    this.tokens.forgetAllCached();
+    void this.delivery.accountsReloaded().catch((err) => this.log.warn({ err }, 'could not close pooled upstream connections after the reload'));
+    this.log.info('configuration reloaded, accounts re-read (listeners and queue backend unchanged)');
   }
 
   static async start(opts: RelayServiceOptions): Promise<RelayService> {

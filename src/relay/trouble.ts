@@ -25,12 +25,20 @@ export interface Failure {
   reply?: SmtpReply;
   /** relay365 error code (OAUTH_*, ACCOUNT_REAUTH_REQUIRED, NETWORK, …). */
   code?: string;
+  /** The HTTP status of a refused Graph request. */
+  httpStatus?: number;
   temporary: boolean;
 }
 
 const RULES: Rule[] = [
   { name: 'quota', when: (f) => /SubmissionQuotaExceeded/i.test(f.reply?.text ?? ''), action: 'hold-account', explain: 'Daily recipient quota (10,000/24 h) exceeded; the account is paused for 24 hours.' },
   { name: 'reauth', when: (f) => f.code === 'ACCOUNT_REAUTH_REQUIRED' || f.code === 'OAUTH_SERVER', action: 'defer-account', explain: 'The account cannot get a token; messages wait until it is re-authorized.' },
+  // A route naming an account that is not there (a typo, or removed): the mail is fine and should
+  // wait for the account to be added, not bounce.
+  { name: 'account-missing', when: (f) => f.code === 'ACCOUNT_NOT_FOUND', action: 'defer-account', explain: 'The route names an account relay365 does not have (relay365 account list); messages wait until it is added.' },
+  // Graph refusing the caller (no Mail.Send consent, a token refused even after a refresh, an
+  // application access policy): a setting of the account or tenant, like a refused SMTP login.
+  { name: 'graph-access', when: (f) => f.code === 'GRAPH_REJECTED' && (f.httpStatus === 401 || f.httpStatus === 403), action: 'defer-account', explain: 'Microsoft Graph refused the account (consent, permission or access policy): fix it; messages wait.' },
   { name: 'token-temporary', when: (f) => f.code === 'OAUTH_TEMPORARY', action: 'defer', explain: 'The identity platform is unreachable; retry later (the refresh token is kept).' },
   { name: 'hve-expiring', when: (f) => f.reply?.enhanced === '5.5.127', action: 'defer', explain: 'HVE wants tokens with 10+ minutes left; retry with a fresh token.' },
   // SMTP_AUTH comes from the catalogue (5.7.139, 5.7.3, 5.7.57, 5.7.4, 5.5.124 …): the message is
@@ -48,7 +56,8 @@ export function decide(f: Failure): { action: TroubleAction; rule: string; expla
 }
 
 export function failureOf(err: Relay365Error): Failure {
-  return { reply: err.smtp, code: err.code, temporary: err.temporary };
+  const httpStatus = (err.details as { status?: unknown } | undefined)?.status;
+  return { reply: err.smtp, code: err.code, temporary: err.temporary, ...(typeof httpStatus === 'number' ? { httpStatus } : {}) };
 }
 
 /** Exponential back-off with ±20 % jitter, capped. */

@@ -128,7 +128,10 @@ export class SmtpTransport implements Transport {
         return await fn();
       } catch (err) {
         this.lastTokenError = err instanceof Relay365Error ? err : undefined;
-        throw err;
+        // nodemailer stamps the error it is given with its own code (EAUTH): it gets a copy, so the
+        // token error keeps ACCOUNT_NOT_FOUND, ACCOUNT_REAUTH_REQUIRED … for the failure policy
+        // (stamped, a missing or expired account bounced every message instead of holding them).
+        throw err instanceof Error ? new Error(err.message, { cause: err }) : err;
       }
     };
     let t = await token(() => tokens.getAccessToken(account, { purpose: 'smtp', minValiditySeconds }));

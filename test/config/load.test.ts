@@ -61,3 +61,24 @@ test('queue.keep_finished_days: 7 by default, 0 allowed, a negative or non-numbe
     }, value);
   }
 });
+
+test('routes named by rules and default_route must exist: a typo is a config error with its line, not days of deferred mail', () => {
+  const routes = 'relay:\n  routes:\n    m365: { type: smtp, account: relay@contoso.test }\n';
+  const bad = [
+    [`${routes}  rules:\n    - { sender: "@printers.test", route: m356 }\n`, /^r\.yaml:5: relay\.rules\.0\.route: no route named "m356" \(relay\.routes has "m365", "by-sender"\)/, 'relay.rules.0.route'],
+    [`${routes}  default_route: m356\n`, /^r\.yaml:4: relay\.default_route: no route named "m356"/, 'relay.default_route'],
+  ] as const;
+  for (const [text, message, keyPath] of bad) {
+    assert.throws(() => parseConfigText(text, 'r.yaml'), (err: unknown) => err instanceof ConfigError && message.test(err.message) && err.keyPath === keyPath, text);
+  }
+  const ok = parseConfigText(`${routes}  rules:\n    - { sender: "@printers.test", route: m365 }\n    - { user: scanner, route: by-sender }\n  default_route: m365\n`, 'ok.yaml');
+  assert.equal(ok.config.relay.default_route, 'm365');
+});
+
+test('a TLS listener without its certificate or key is a config error naming the key, not ENOENT at start-up', () => {
+  assert.throws(
+    () => parseConfigText('relay:\n  listen:\n    - { address: 0.0.0.0, port: 587, tls: starttls, key_file: /etc/relay365/key.pem }\n', 't.yaml'),
+    (err: unknown) => err instanceof ConfigError && /^t\.yaml:3: relay\.listen\.0\.cert_file: required with tls: starttls/.test(err.message),
+  );
+  assert.doesNotThrow(() => parseConfigText('relay:\n  listen:\n    - { port: 2525 }\n', 't.yaml'));
+});

@@ -86,6 +86,20 @@ test('recovery removes body files whose row was never committed and keeps the ot
   assert.equal((await q.get(kept.id))?.state, 'incoming');
 });
 
+test('recovery removes the body file of an entry that finished just before a crash (settle committed, unlink not done)', async (t) => {
+  const { dir, q, files } = open(t);
+  const delivered = await q.enqueue(meta('delivered'), bigBody());
+  const waiting = await q.enqueue(meta('waiting'), bigBody());
+  await q.claim({ owner: 'test', limit: 2, leaseMs: 60_000 });
+  await q.settle(delivered.id, { delivered: ['bob@fabrikam.test'], failed: [], deferred: [] });
+  // The state a kill right after the settle's commit leaves behind: the file is still there.
+  writeFileSync(join(dir, 'bodies', `${delivered.id}.eml`), randomBytes(300 * 1024));
+  await q.recoverAfterCrash();
+  assert.deepEqual(files(), [`${waiting.id}.eml`]);
+  assert.equal((await q.get(delivered.id))?.state, 'done');
+  assert.equal((await q.get(waiting.id))?.state, 'deferred', 'the leased entry is given back for a retry');
+});
+
 test('an entry whose body file is missing is quarantined (held, with the reason), not a crash', async (t) => {
   const { dir, q } = open(t);
   const lost = await q.enqueue(meta('lost'), bigBody());

@@ -12,12 +12,11 @@ import { join } from 'node:path';
 import { RawClient } from '../helpers/sandbox.js';
 import { tempDir } from '../helpers/cli.js';
 import { sandboxWithAccount } from '../helpers/accounts.js';
-import { relayYaml } from '../helpers/relay.js';
+import { deferredWith, relayYaml, say, smtpSession as session, submitMessage } from '../helpers/relay.js';
 import { RelayService } from '../../src/relay/index.js';
 import { parseConfigText } from '../../src/config/index.js';
 import { createCertificate } from '../../src/sandbox/ca.js';
 import { createLogger } from '../../src/core/log.js';
-import type { QueueEntry } from '../../src/queue/index.js';
 
 const run = promisify(execFile);
 const ALICE = 'alice@contoso.onmicrosoft.com';
@@ -35,39 +34,8 @@ async function startRelay(t: TestContext, extra: { relay?: string; delivery?: st
   return relay;
 }
 
-async function say(c: RawClient, line: string): Promise<string> {
-  c.socket.write(`${line}\r\n`);
-  return (await c.smtpReply(10_000)).join('\n');
-}
-
-async function session(port: number): Promise<RawClient> {
-  const c = await RawClient.connect(port);
-  assert.match((await c.smtpReply()).join('\n'), /^220 /);
-  assert.match(await say(c, 'EHLO client.test'), /^250/);
-  return c;
-}
-
 /** One message from Alice in its own session, accepted with 250. */
-async function submit(port: number, id: string, rcpts: string[] = [BOB]): Promise<void> {
-  const c = await session(port);
-  assert.match(await say(c, `MAIL FROM:<${ALICE}>`), /^250/);
-  for (const r of rcpts) assert.match(await say(c, `RCPT TO:<${r}>`), /^250/);
-  assert.match(await say(c, 'DATA'), /^354/);
-  c.socket.write(`From: ${ALICE}\r\nSubject: ${id}\r\nMessage-ID: <${id}>\r\n\r\nbody\r\n.\r\n`);
-  assert.match((await c.smtpReply(10_000)).join('\n'), /^250/);
-  await say(c, 'QUIT');
-}
-
-/** Waits until the entry for `id` is deferred with a first-recipient reply matching `re`. */
-async function deferredWith(relay: RelayService, id: string, re: RegExp): Promise<QueueEntry> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const e = (await relay.queue.list({ search: id }))[0];
-    if (e?.state === 'deferred' && re.test(e.recipients[0]?.lastReply ?? '')) return e;
-    if (Date.now() > deadline) throw new Error(`${id}: ${JSON.stringify(e)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const submit = (port: number, id: string, rcpts: string[] = [BOB]) => submitMessage(port, ALICE, id, rcpts);
 
 test('STARTTLS and implicit-TLS listeners: smtplib verifies the certificate, then relays', async (t) => {
   const dir = tempDir();

@@ -21,7 +21,23 @@ const listener = z.strictObject({
   tls: z.enum(['none', 'starttls', 'implicit']).default('none').describe('none, starttls (offer STARTTLS) or implicit (TLS from the first byte).'),
   cert_file: z.string().optional().describe('PEM certificate for starttls/implicit.'),
   key_file: z.string().optional().describe('PEM private key for starttls/implicit.'),
+}).superRefine((l, ctx) => {
+  // Caught here, with the key named: at start-up a missing file would fail as a bare ENOENT.
+  if (l.tls === 'none') return;
+  for (const key of ['cert_file', 'key_file'] as const) {
+    if (!l[key]) ctx.addIssue({ code: 'custom', path: [key], message: `required with tls: ${l.tls} (a PEM file)` });
+  }
 });
+
+/** Rules and default_route name routes of relay.routes: a typo would defer every message it routes for days. */
+function checkRouteNames(relay: { routes: Record<string, unknown>; rules: Array<{ route: string }>; default_route: string }, ctx: z.RefinementCtx): void {
+  const known = (name: string) => name === 'by-sender' || Object.hasOwn(relay.routes, name);
+  const choices = [...Object.keys(relay.routes), 'by-sender'].map((n) => `"${n}"`).join(', ');
+  relay.rules.forEach((r, i) => {
+    if (!known(r.route)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'route'], message: `no route named "${r.route}" (relay.routes has ${choices})` });
+  });
+  if (!known(relay.default_route)) ctx.addIssue({ code: 'custom', path: ['default_route'], message: `no route named "${relay.default_route}" (relay.routes has ${choices})` });
+}
 
 const relayUser = z.strictObject({
   name: z.string().describe('SMTP AUTH user name.'),
@@ -72,6 +88,7 @@ export const relaySection = {
       rules: z.array(rule).default([]).describe('Ordered routing rules; the first match wins.'),
       default_route: z.string().default('by-sender').describe('Route when no rule matches. "by-sender": SMTP via the account whose address is the envelope sender (or the only account).'),
     })
+    .superRefine(checkRouteNames)
     .prefault({})
     .describe('The SMTP relay (`relay365 serve`).'),
   delivery: z
