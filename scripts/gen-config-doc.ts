@@ -175,10 +175,12 @@ export function renderConfigDoc(): string {
     '     run `npx tsx scripts/gen-config-doc.ts` after changing the schema. -->',
     '',
     'relay365 reads one YAML file: `--config FILE`, `$RELAY365_CONFIG`, or `/etc/relay365/relay365.yaml` when it',
-    'exists; without one it runs on the defaults below. Unknown keys are errors (`file:line: key: unknown key`).',
-    '`relay365 config defaults` prints every key with its default (like `postconf -d`), `relay365 config check FILE`',
-    'validates a file and prints what it changes (like `postconf -n`). The relay reloads policy and routes on',
-    'SIGHUP (`systemctl reload relay365`); listeners and the queue backend need a restart.',
+    'exists; without one it runs on the defaults below. Unknown keys are errors (`file:line: key: unknown key`), and',
+    'so are rules or a `default_route` naming a route that `relay.routes` does not have, and TLS listeners without',
+    '`cert_file` and `key_file`. `relay365 config defaults` prints every key with its default (like `postconf -d`),',
+    '`relay365 config check FILE` validates a file and prints what it changes (like `postconf -n`). The relay',
+    'reloads policy, routes and accounts on SIGHUP (`systemctl reload relay365`: cached tokens and pooled upstream',
+    'connections are dropped, paused accounts are tried again); listeners and the queue backend need a restart.',
     '',
   ];
   const top: Row[] = [];
