@@ -4,7 +4,7 @@ import { ConfigError } from '../core/errors.js';
 import { SqliteQueue } from './sqlite.js';
 import type { Queue } from './types.js';
 
-export type { Queue, QueueEntry, QueueState, QueueCounts, QueueAttempt, QueueRecipient, EnqueueMeta, SettleOutcome } from './types.js';
+export type { Queue, QueueEntry, QueueState, QueueCounts, QueueAttempt, QueueRecipient, EnqueueMeta, SettleOutcome, DsnNotify, EnvelopeDsn, RecipientDsn } from './types.js';
 export { SqliteQueue, newQueueId } from './sqlite.js';
 export { useWriteLock, writeLockMemory } from './write-lock.js';
 export type { PostgresQueueOptions } from './postgres.js';

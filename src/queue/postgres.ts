@@ -34,8 +34,8 @@ import { Readable } from 'node:stream';
 import pg from 'pg';
 import { ConfigError, QueueError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { newQueueId } from './sqlite.js';
-import type { EnqueueMeta, Queue, QueueAttempt, QueueCounts, QueueEntry, QueueState, RecipientState, SettleOutcome } from './types.js';
+import { envelopeDsnOf, newQueueId, recipientDsnOf } from './sqlite.js';
+import type { EnqueueMeta, EnvelopeDsn, Queue, QueueAttempt, QueueCounts, QueueEntry, QueueState, RecipientState, SettleOutcome } from './types.js';
 
 export interface PostgresQueueOptions {
   /** postgres://… ; an extra `schema=` query parameter selects the schema (removed before connecting). */
@@ -54,7 +54,7 @@ export interface PostgresQueueOptions {
   chunkBytes?: number;
 }
 
-export const POSTGRES_SCHEMA_VERSION = 2;
+export const POSTGRES_SCHEMA_VERSION = 3;
 const DEFAULT_CHUNK = 256 * 1024;
 /** One key for every relay365 schema: CREATE EXTENSION is database-wide, so migrations serialize globally. */
 const MIGRATION_LOCK = 0x72656c61; // "rela"
@@ -73,6 +73,8 @@ interface Row {
   client_ip: string | null;
   auth_user: string | null;
   message_id: string | null;
+  dsn_ret: EnvelopeDsn['ret'] | null;
+  dsn_envid: string | null;
 }
 
 function splitSchema(url: string): { connectionString: string; schema?: string } {
@@ -153,6 +155,7 @@ export class PostgresQueue implements Queue {
       if (current > POSTGRES_SCHEMA_VERSION) throw new QueueError('QUEUE_IO', `The queue schema "${this.schema}" is at version ${current}, newer than this relay365 supports (${POSTGRES_SCHEMA_VERSION}); upgrade this instance.`);
       if (current < 1) await this.migrateV1(c);
       if (current < 2) await this.migrateV2(c);
+      if (current < 3) await this.migrateV3(c);
       await c.query(`INSERT INTO ${this.t('schema_version')} (version) VALUES ($1) ON CONFLICT (one) DO UPDATE SET version = EXCLUDED.version`, [POSTGRES_SCHEMA_VERSION]);
     });
   }
@@ -211,6 +214,14 @@ export class PostgresQueue implements Queue {
     await c.query(`CREATE INDEX entries_finished ON ${this.t('entries')} (next_attempt_at) WHERE state IN ('done','bounced')`);
   }
 
+  /** RFC 3461 DSN parameters: RET/ENVID per entry, NOTIFY (comma list)/ORCPT per recipient; NULL = not given. */
+  private async migrateV3(c: pg.PoolClient): Promise<void> {
+    await c.query(`
+      ALTER TABLE ${this.t('entries')} ADD COLUMN IF NOT EXISTS dsn_ret text, ADD COLUMN IF NOT EXISTS dsn_envid text;
+      ALTER TABLE ${this.t('recipients')} ADD COLUMN IF NOT EXISTS notify text, ADD COLUMN IF NOT EXISTS orcpt text;
+    `);
+  }
+
   private async trigramSchema(c: pg.PoolClient): Promise<string | undefined> {
     const find = async () => (await c.query<{ schema: string }>("SELECT extnamespace::regnamespace::text AS schema FROM pg_extension WHERE extname = 'pg_trgm'")).rows[0]?.schema.replace(/^"|"$/g, '');
     const found = await find();
@@ -266,7 +277,7 @@ export class PostgresQueue implements Queue {
     const begin = async (c: pg.PoolClient) => {
       await c.query('BEGIN');
       // Inserted first so the chunks' foreign key holds; nobody sees it before COMMIT.
-      await c.query(`INSERT INTO ${this.t('entries')} (id, state, sender, size, body_chunks, created_at, next_attempt_at, expires_at, client_ip, auth_user) VALUES ($1, 'incoming', $2, 0, 0, $3, $3, $4, $5, $6)`, [id, meta.sender, new Date(now), new Date(expires), meta.clientIp ?? null, meta.authUser ?? null]);
+      await c.query(`INSERT INTO ${this.t('entries')} (id, state, sender, size, body_chunks, created_at, next_attempt_at, expires_at, client_ip, auth_user, dsn_ret, dsn_envid) VALUES ($1, 'incoming', $2, 0, 0, $3, $3, $4, $5, $6, $7, $8)`, [id, meta.sender, new Date(now), new Date(expires), meta.clientIp ?? null, meta.authUser ?? null, meta.dsn?.ret ?? null, meta.dsn?.envid ?? null]);
     };
     const flush = async (final: boolean) => {
       if (!client) {
@@ -295,7 +306,14 @@ export class PostgresQueue implements Queue {
       const c = client!;
       // The Message-ID is known only once the headers have streamed through (inbound.ts notes it).
       await c.query(`UPDATE ${this.t('entries')} SET size = $2, body_chunks = $3, message_id = $4 WHERE id = $1`, [id, size, seq, meta.messageId ?? null]);
-      await c.query(`INSERT INTO ${this.t('recipients')} (entry_id, position, address, state) SELECT $1, r.n, r.address, 'pending' FROM unnest($2::text[]) WITH ORDINALITY AS r(address, n) ON CONFLICT DO NOTHING`, [id, meta.recipients]);
+      const rcptDsn = meta.recipientDsn;
+      if (rcptDsn?.size) {
+        const notify = meta.recipients.map((r) => rcptDsn.get(r)?.notify?.join(',') ?? null);
+        const orcpt = meta.recipients.map((r) => rcptDsn.get(r)?.orcpt ?? null);
+        await c.query(`INSERT INTO ${this.t('recipients')} (entry_id, position, address, state, notify, orcpt) SELECT $1, r.n, r.address, 'pending', r.notify, r.orcpt FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS r(address, notify, orcpt, n) ON CONFLICT DO NOTHING`, [id, meta.recipients, notify, orcpt]);
+      } else {
+        await c.query(`INSERT INTO ${this.t('recipients')} (entry_id, position, address, state) SELECT $1, r.n, r.address, 'pending' FROM unnest($2::text[]) WITH ORDINALITY AS r(address, n) ON CONFLICT DO NOTHING`, [id, meta.recipients]);
+      }
       await c.query('COMMIT');
     } catch (err) {
       if (client) await client.query('ROLLBACK').catch((e: Error) => (broken = e));
@@ -309,7 +327,7 @@ export class PostgresQueue implements Queue {
       id,
       state: 'incoming',
       sender: meta.sender,
-      recipients: [...new Set(meta.recipients)].map((address) => ({ address, state: 'pending' })),
+      recipients: [...new Set(meta.recipients)].map((address) => ({ address, state: 'pending', ...meta.recipientDsn?.get(address) })),
       size,
       createdAt: new Date(now).toISOString(),
       nextAttemptAt: new Date(now).toISOString(),
@@ -318,6 +336,7 @@ export class PostgresQueue implements Queue {
       ...(meta.clientIp ? { clientIp: meta.clientIp } : {}),
       ...(meta.authUser ? { authUser: meta.authUser } : {}),
       ...(meta.messageId ? { messageId: meta.messageId } : {}),
+      ...(meta.dsn ? { dsn: meta.dsn } : {}),
       history: [],
     };
   }
@@ -457,9 +476,9 @@ export class PostgresQueue implements Queue {
     const query = <R extends pg.QueryResultRow>(what: string, sql: string, params: unknown[]) => (inTx ? inTx.query<R>(sql, params) : this.query<R>(what, sql, params));
     const ids = rows.map((r) => r.id);
     const rcpts = new Map<string, QueueEntry['recipients']>();
-    for (const r of (await query<{ entry_id: string; address: string; state: RecipientState; last_reply: string | null }>('Could not read recipients', `SELECT entry_id, address, state, last_reply FROM ${this.t('recipients')} WHERE entry_id = ANY($1::text[]) ORDER BY entry_id, position`, [ids])).rows) {
+    for (const r of (await query<{ entry_id: string; address: string; state: RecipientState; last_reply: string | null; notify: string | null; orcpt: string | null }>('Could not read recipients', `SELECT entry_id, address, state, last_reply, notify, orcpt FROM ${this.t('recipients')} WHERE entry_id = ANY($1::text[]) ORDER BY entry_id, position`, [ids])).rows) {
       const list = rcpts.get(r.entry_id) ?? [];
-      list.push({ address: r.address, state: r.state, ...(r.last_reply ? { lastReply: r.last_reply } : {}) });
+      list.push({ address: r.address, state: r.state, ...(r.last_reply ? { lastReply: r.last_reply } : {}), ...recipientDsnOf(r.notify, r.orcpt) });
       rcpts.set(r.entry_id, list);
     }
     const history = new Map<string, QueueAttempt[]>();
@@ -484,6 +503,7 @@ export class PostgresQueue implements Queue {
       ...(row.client_ip ? { clientIp: row.client_ip } : {}),
       ...(row.auth_user ? { authUser: row.auth_user } : {}),
       ...(row.message_id ? { messageId: row.message_id } : {}),
+      ...envelopeDsnOf(row.dsn_ret, row.dsn_envid),
       ...(withHistory ? { history: history.get(row.id) ?? [] } : {}),
     }));
   }

@@ -26,7 +26,7 @@ import { QueueError } from '../core/errors.js';
 import { fsyncDir } from '../core/fs.js';
 import type { Logger } from '../core/log.js';
 import { withWriteLock } from './write-lock.js';
-import type { EnqueueMeta, Queue, QueueAttempt, QueueCounts, QueueEntry, QueueState, SettleOutcome } from './types.js';
+import type { DsnNotify, EnqueueMeta, EnvelopeDsn, Queue, QueueAttempt, QueueCounts, QueueEntry, QueueRecipient, QueueState, SettleOutcome } from './types.js';
 
 /** Bodies up to this size are stored inside the database (one sync for body and row). */
 const INLINE_MAX = 256 * 1024;
@@ -165,6 +165,32 @@ interface Row {
   client_ip: string | null;
   auth_user: string | null;
   message_id: string | null;
+  dsn_ret: EnvelopeDsn['ret'] | null;
+  dsn_envid: string | null;
+}
+
+/**
+ * Columns added after the first release, created at open on a database that lacks them (SQLite
+ * has no IF NOT EXISTS for columns). NULL in old rows means "not given", which is what they were.
+ */
+const ADDED_COLUMNS: Array<{ table: string; column: string; type: string }> = [
+  // RFC 3461 DSN parameters: RET and ENVID per message, NOTIFY (comma list) and ORCPT per recipient.
+  { table: 'entries', column: 'dsn_ret', type: 'TEXT' },
+  { table: 'entries', column: 'dsn_envid', type: 'TEXT' },
+  { table: 'recipients', column: 'notify', type: 'TEXT' },
+  { table: 'recipients', column: 'orcpt', type: 'TEXT' },
+];
+
+/** The DSN fields of a recipient row, left out when absent (most mail has none). */
+export function recipientDsnOf(notify: string | null, orcpt: string | null): Pick<QueueRecipient, 'notify' | 'orcpt'> {
+  if (notify === null && orcpt === null) return {};
+  return { ...(notify !== null ? { notify: notify.split(',') as DsnNotify[] } : {}), ...(orcpt !== null ? { orcpt } : {}) };
+}
+
+/** The DSN field of an entry row, left out when the client gave neither RET nor ENVID. */
+export function envelopeDsnOf(ret: EnvelopeDsn['ret'] | null, envid: string | null): Pick<QueueEntry, 'dsn'> {
+  if (ret === null && envid === null) return {};
+  return { dsn: { ...(ret !== null ? { ret } : {}), ...(envid !== null ? { envid } : {}) } };
 }
 
 export class SqliteQueue implements Queue {
@@ -208,10 +234,10 @@ export class SqliteQueue implements Queue {
           id TEXT PRIMARY KEY, state TEXT NOT NULL, sender TEXT NOT NULL, size INTEGER NOT NULL,
           created_at INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
           attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, client_ip TEXT, auth_user TEXT, message_id TEXT,
-          lease_owner TEXT, lease_until INTEGER);
+          lease_owner TEXT, lease_until INTEGER, dsn_ret TEXT, dsn_envid TEXT);
         CREATE INDEX IF NOT EXISTS entries_due ON entries(state, next_attempt_at);
         CREATE TABLE IF NOT EXISTS recipients (
-          entry_id TEXT NOT NULL, address TEXT NOT NULL, state TEXT NOT NULL, last_reply TEXT,
+          entry_id TEXT NOT NULL, address TEXT NOT NULL, state TEXT NOT NULL, last_reply TEXT, notify TEXT, orcpt TEXT,
           PRIMARY KEY (entry_id, address));
         CREATE TABLE IF NOT EXISTS attempts (
           entry_id TEXT NOT NULL, at TEXT NOT NULL, route TEXT NOT NULL, recipients TEXT NOT NULL,
@@ -219,15 +245,33 @@ export class SqliteQueue implements Queue {
         CREATE INDEX IF NOT EXISTS attempts_entry ON attempts(entry_id);
         CREATE TABLE IF NOT EXISTS bodies (entry_id TEXT PRIMARY KEY, data BLOB NOT NULL);
       `);
-      this.insertEntry = this.db.prepare('INSERT INTO entries (id, state, sender, size, created_at, next_attempt_at, expires_at, client_ip, auth_user, message_id, lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
-      this.insertRecipient = this.db.prepare("INSERT OR IGNORE INTO recipients (entry_id, address, state) VALUES (?, ?, 'pending')");
+      this.runTransaction = this.db.transaction((fn: () => unknown) => fn());
+      this.addMissingColumns();
+      this.insertEntry = this.db.prepare('INSERT INTO entries (id, state, sender, size, created_at, next_attempt_at, expires_at, client_ip, auth_user, message_id, lease_owner, lease_until, dsn_ret, dsn_envid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+      this.insertRecipient = this.db.prepare("INSERT OR IGNORE INTO recipients (entry_id, address, state, notify, orcpt) VALUES (?, ?, 'pending', ?, ?)");
       this.insertBody = this.db.prepare('INSERT INTO bodies (entry_id, data) VALUES (?, ?)');
       this.selectBody = this.db.prepare('SELECT data FROM bodies WHERE entry_id = ?');
-      this.runTransaction = this.db.transaction((fn: () => unknown) => fn());
       this.bodiesDirFd = openSync(this.bodies, 'r');
     } catch (err) {
       throw new QueueError('QUEUE_IO', `Cannot open the queue database in ${options.dir}: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /** Migrates a queue database written by an older relay365 (see ADDED_COLUMNS). */
+  private addMissingColumns(): void {
+    const missing = () => {
+      const present = new Set<string>();
+      for (const table of new Set(ADDED_COLUMNS.map((c) => c.table))) {
+        for (const c of this.db.pragma(`table_info(${table})`) as Array<{ name: string }>) present.add(`${table}.${c.name}`);
+      }
+      return ADDED_COLUMNS.filter((c) => !present.has(`${c.table}.${c.column}`));
+    };
+    if (!missing().length) return;
+    // Looked at again inside the write transaction: another thread or process (the inbound thread,
+    // a CLI command) may have added them meanwhile, and adding a column twice is an error.
+    this.write(() => {
+      for (const c of missing()) this.db.exec(`ALTER TABLE ${c.table} ADD COLUMN ${c.column} ${c.type}`);
+    });
   }
 
   /** A write transaction: BEGIN IMMEDIATE, taken in turn with this process's other threads. */
@@ -343,8 +387,13 @@ export class SqliteQueue implements Queue {
           this.write(() => {
             for (const g of group) {
               const lease = g.meta.leaseTo;
-              this.insertEntry.run(g.id, lease ? 'active' : 'incoming', g.meta.sender, g.size, now, now, expires, g.meta.clientIp ?? null, g.meta.authUser ?? null, g.meta.messageId ?? null, lease?.owner ?? null, lease ? now + lease.leaseMs : null);
-              for (const r of g.meta.recipients) this.insertRecipient.run(g.id, r);
+              const dsn = g.meta.dsn;
+              this.insertEntry.run(g.id, lease ? 'active' : 'incoming', g.meta.sender, g.size, now, now, expires, g.meta.clientIp ?? null, g.meta.authUser ?? null, g.meta.messageId ?? null, lease?.owner ?? null, lease ? now + lease.leaseMs : null, dsn?.ret ?? null, dsn?.envid ?? null);
+              const rcptDsn = g.meta.recipientDsn;
+              for (const r of g.meta.recipients) {
+                const d = rcptDsn?.get(r);
+                this.insertRecipient.run(g.id, r, d?.notify?.join(',') ?? null, d?.orcpt ?? null);
+              }
               if (g.inline) this.insertBody.run(g.id, g.inline);
             }
           });
@@ -357,7 +406,7 @@ export class SqliteQueue implements Queue {
               id: g.id,
               state: g.meta.leaseTo ? 'active' : 'incoming',
               sender: g.meta.sender,
-              recipients: [...new Set(g.meta.recipients)].map((address) => ({ address, state: 'pending' })),
+              recipients: [...new Set(g.meta.recipients)].map((address) => ({ address, state: 'pending', ...g.meta.recipientDsn?.get(address) })),
               size: g.size,
               createdAt: new Date(now).toISOString(),
               nextAttemptAt: new Date(now).toISOString(),
@@ -366,6 +415,7 @@ export class SqliteQueue implements Queue {
               ...(g.meta.clientIp ? { clientIp: g.meta.clientIp } : {}),
               ...(g.meta.authUser ? { authUser: g.meta.authUser } : {}),
               ...(g.meta.messageId ? { messageId: g.meta.messageId } : {}),
+              ...(g.meta.dsn ? { dsn: g.meta.dsn } : {}),
               ...(g.meta.leaseTo ? { leasedTo: g.meta.leaseTo.owner } : {}),
               history: [],
             });
@@ -558,12 +608,12 @@ export class SqliteQueue implements Queue {
   }
 
   private toEntry(row: Row, withHistory: boolean): QueueEntry {
-    const rcpts = this.sqlStatement('SELECT address, state, last_reply FROM recipients WHERE entry_id = ? ORDER BY rowid').all(row.id) as Array<{ address: string; state: QueueEntry['recipients'][number]['state']; last_reply: string | null }>;
+    const rcpts = this.sqlStatement('SELECT address, state, last_reply, notify, orcpt FROM recipients WHERE entry_id = ? ORDER BY rowid').all(row.id) as Array<{ address: string; state: QueueEntry['recipients'][number]['state']; last_reply: string | null; notify: string | null; orcpt: string | null }>;
     const entry: QueueEntry = {
       id: row.id,
       state: row.state,
       sender: row.sender,
-      recipients: rcpts.map((r) => ({ address: r.address, state: r.state, ...(r.last_reply ? { lastReply: r.last_reply } : {}) })),
+      recipients: rcpts.map((r) => ({ address: r.address, state: r.state, ...(r.last_reply ? { lastReply: r.last_reply } : {}), ...recipientDsnOf(r.notify, r.orcpt) })),
       size: row.size,
       createdAt: new Date(row.created_at).toISOString(),
       nextAttemptAt: new Date(row.next_attempt_at).toISOString(),
@@ -573,6 +623,7 @@ export class SqliteQueue implements Queue {
       ...(row.client_ip ? { clientIp: row.client_ip } : {}),
       ...(row.auth_user ? { authUser: row.auth_user } : {}),
       ...(row.message_id ? { messageId: row.message_id } : {}),
+      ...envelopeDsnOf(row.dsn_ret, row.dsn_envid),
     };
     if (withHistory) {
       entry.history = (this.sqlStatement('SELECT at, route, recipients, reply, duration_ms, outcome FROM attempts WHERE entry_id = ? ORDER BY rowid').all(row.id) as Array<{ at: string; route: string; recipients: string; reply: string; duration_ms: number; outcome: QueueAttempt['outcome'] }>).map((a) => ({ at: a.at, route: a.route, recipients: a.recipients.split(','), reply: a.reply, durationMs: a.duration_ms, outcome: a.outcome }));

@@ -9,7 +9,23 @@ import type { Readable } from 'node:stream';
 export type QueueState = 'incoming' | 'active' | 'deferred' | 'hold' | 'done' | 'bounced';
 export type RecipientState = 'pending' | 'delivered' | 'failed' | 'deferred';
 
-export interface QueueRecipient {
+/** RFC 3461 NOTIFY values (NEVER stands alone). */
+export type DsnNotify = 'NEVER' | 'SUCCESS' | 'FAILURE' | 'DELAY';
+
+/** RFC 3461 MAIL FROM parameters, xtext-decoded. */
+export interface EnvelopeDsn {
+  ret?: 'FULL' | 'HDRS';
+  envid?: string;
+}
+
+/** RFC 3461 RCPT TO parameters, xtext-decoded; absent NOTIFY means "the relay decides" (FAILURE and DELAY). */
+export interface RecipientDsn {
+  notify?: DsnNotify[];
+  /** "addr-type;address", e.g. "rfc822;bob@example.com". */
+  orcpt?: string;
+}
+
+export interface QueueRecipient extends RecipientDsn {
   address: string;
   state: RecipientState;
   lastReply?: string;
@@ -38,6 +54,8 @@ export interface QueueEntry {
   clientIp?: string;
   authUser?: string;
   messageId?: string;
+  /** RET/ENVID the client gave (DSN extension); absent when it gave neither. */
+  dsn?: EnvelopeDsn;
   /** Present on get(). */
   history?: QueueAttempt[];
   /** Set by enqueue when the entry was stored leased to this owner (EnqueueMeta.leaseTo). */
@@ -50,6 +68,10 @@ export interface EnqueueMeta {
   clientIp?: string;
   authUser?: string;
   messageId?: string;
+  /** RET/ENVID from MAIL FROM. */
+  dsn?: EnvelopeDsn;
+  /** NOTIFY/ORCPT from RCPT TO, by address as it appears in `recipients`; only recipients that gave any. */
+  recipientDsn?: Map<string, RecipientDsn>;
   /**
    * Hand-off: store the entry already leased ('active') to this delivery owner, which takes it
    * straight from the accepted event instead of claiming it from the queue. A backend may ignore

@@ -10,12 +10,12 @@ import { Readable } from 'node:stream';
 import { Relay365Error, toRelay365Error } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Config } from '../config/schema.js';
-import type { Queue, QueueEntry, SettleOutcome } from '../queue/index.js';
+import type { Queue, QueueEntry, QueueRecipient, SettleOutcome } from '../queue/index.js';
 import type { TokenProvider } from '../oauth/types.js';
-import { createTransport, type RouteSpec, type Transport } from '../transport/index.js';
+import { createTransport, type Envelope, type RouteSpec, type Transport } from '../transport/index.js';
 import { backoffMs, decide, failureOf } from './trouble.js';
 import type { RelayRoute, Router } from './routing.js';
-import { buildDsn, type DsnRecipient } from './dsn.js';
+import { buildDsn, readReturnedContent, wantsNotice, type DsnRecipient } from './dsn.js';
 import { rewriteSender } from './rewrite.js';
 import { createHandoff, giveCredits, takeCredits, type Handoff } from './handoff.js';
 
@@ -56,16 +56,25 @@ class DailyRecipientBudget {
   private readonly sent = new Map<string, Array<{ at: number; count: number }>>();
   constructor(public perDay: number) {}
 
-  /** When `count` more recipients fit for `key`: now (0) or the time enough of the window has passed. */
+  /**
+   * When `count` more recipients fit for `key`: now (0) or the time enough of the window has passed.
+   * More than a whole day's budget never fits: the answer is when a full day's budget is free.
+   */
   fitsAt(key: string, count: number, now = Date.now()): number {
+    const wanted = Math.min(count, this.perDay);
     const list = this.window(key, now);
     let used = list.reduce((n, e) => n + e.count, 0);
-    if (used + count <= this.perDay) return 0;
+    if (used + wanted <= this.perDay) return 0;
     for (const e of list) {
       used -= e.count;
-      if (used + count <= this.perDay) return e.at + DAY_MS;
+      if (used + wanted <= this.perDay) return e.at + DAY_MS;
     }
     return now + DAY_MS;
+  }
+
+  /** How many more recipients `key` may be sent now. */
+  room(key: string, now = Date.now()): number {
+    return Math.max(0, this.perDay - this.window(key, now).reduce((n, e) => n + e.count, 0));
   }
 
   record(key: string, count: number, now = Date.now()): void {
@@ -251,6 +260,12 @@ export class DeliveryEngine {
     const outcome: SettleOutcome = { delivered: [], failed: [], deferred: [], attempts: [] };
     let holdUntil: number | undefined;
     const dsn: DsnRecipient[] = [];
+    // NOTIFY/ORCPT by address, only for the (rare) message whose client gave any.
+    const rcptDsn = entry.recipients.some((r) => r.notify || r.orcpt) ? new Map(entry.recipients.map((r) => [r.address, r])) : undefined;
+    const failureNotice = (r: string, status: string, diagnostic: string) => {
+      const info = rcptDsn?.get(r);
+      if (wantsNotice(info?.notify, 'FAILURE')) dsn.push({ recipient: r, action: 'failed', status, diagnostic, ...(info?.orcpt ? { originalRecipient: info.orcpt } : {}) });
+    };
     for (const { route, recipients } of groups.values()) {
       const started = Date.now();
       let reply = '';
@@ -259,7 +274,7 @@ export class DeliveryEngine {
         for (const r of rcpts) {
           if (permanent) {
             outcome.failed.push({ recipient: r, reply: text });
-            dsn.push({ recipient: r, action: 'failed', status, diagnostic: text });
+            failureNotice(r, status, text);
           } else outcome.deferred.push({ recipient: r, reply: text });
         }
       };
@@ -272,7 +287,12 @@ export class DeliveryEngine {
       } else {
         const account = 'account' in route.spec ? route.spec.account : undefined;
         const quotaHeld = account ? this.heldUntil.get(account) : undefined;
-        const budgetFreesAt = account ? this.budget.fitsAt(account, recipients.length) : 0;
+        // More recipients than a whole day's budget never fit at once: such a message goes in parts,
+        // as many recipients as there is room for now and the rest when the window allows (held
+        // whole, it would wait for a day that never comes until it expired).
+        const room = account && recipients.length > this.budget.perDay ? this.budget.room(account) : 0;
+        const batch = room > 0 ? recipients.slice(0, room) : recipients;
+        const budgetFreesAt = account ? this.budget.fitsAt(account, batch.length) : 0;
         const pause = account ? this.paused.get(account) : undefined;
         const held = quotaHeld && quotaHeld > Date.now() ? quotaHeld : budgetFreesAt || undefined;
         if (pause && pause.until > Date.now()) {
@@ -292,8 +312,16 @@ export class DeliveryEngine {
             const rewriteTo = route.rewriteTo;
             const source = () => (rewriteTo ? rewriteSender(queue.openBody(entry.id), rewriteTo) : queue.openBody(entry.id));
             const sender = rewriteTo ?? entry.sender;
-            const result = await transport.deliver({ from: sender, to: recipients }, source);
+            const dsnParams = nextHopDsn(entry, batch, rcptDsn);
+            const result = await transport.deliver({ from: sender, to: batch, ...(dsnParams ? { dsn: dsnParams } : {}) }, source);
             outcome.delivered.push(...result.accepted);
+            // Graph returns no DSNs: a SUCCESS request ends here, with a "relayed" one (RFC 3461 §6.2.4).
+            if (rcptDsn && route.spec.type === 'graph') {
+              for (const r of result.accepted) {
+                const info = rcptDsn.get(r);
+                if (wantsNotice(info?.notify, 'SUCCESS')) dsn.push({ recipient: r, action: 'relayed', status: '2.0.0', diagnostic: result.response, ...(info?.orcpt ? { originalRecipient: info.orcpt } : {}) });
+              }
+            }
             if (account) {
               this.budget.record(account, result.accepted.length);
               if (this.paused.delete(account)) await this.deps.tokens.noteServerAccepted?.(account).catch((err) => log.error({ err, account }, 'could not clear the account flag'));
@@ -322,8 +350,14 @@ export class DeliveryEngine {
               // Token failures are already on the account (the token manager records them).
               if (!/^(OAUTH_|ACCOUNT_)/.test(err.code)) await this.deps.tokens.noteServerRefusal?.(account, { code: err.code, message: reply, hint: err.hint }).catch((e2) => log.error({ err: e2, account }, 'could not flag the account'));
             }
-            fail(recipients, reply, d.action === 'bounce', err.smtp?.enhanced ?? (d.action === 'bounce' ? '5.0.0' : '4.0.0'));
+            fail(batch, reply, d.action === 'bounce', err.smtp?.enhanced ?? (d.action === 'bounce' ? '5.0.0' : '4.0.0'));
             log.warn({ queueId: entry.id, route: route.name, action: d.action, rule: d.rule, code: err.code, reply }, d.explain);
+          }
+          if (batch.length < recipients.length) {
+            const rest = recipients.slice(batch.length);
+            const freesAt = this.budget.fitsAt(account!, rest.length);
+            fail(rest, `452 4.2.0 Account ${account} has room for ${config.delivery.recipients_per_day_per_account} recipients in 24 hours and this message has ${recipients.length}: it goes in parts, these from ${new Date(freesAt).toISOString()}`, false, '4.2.0');
+            holdUntil = Math.max(holdUntil ?? 0, freesAt);
           }
         }
       }
@@ -340,12 +374,12 @@ export class DeliveryEngine {
       for (const d of outcome.deferred.splice(0)) {
         const text = `Message expired after ${Math.round((now - Date.parse(entry.createdAt)) / 3600_000)} h in the queue; last error: ${d.reply}`;
         outcome.failed.push({ recipient: d.recipient, reply: text });
-        dsn.push({ recipient: d.recipient, action: 'failed', status: '4.4.7', diagnostic: text });
+        failureNotice(d.recipient, '4.4.7', text);
       }
     }
     outcome.nextAttemptAt = new Date(holdUntil ?? now + backoffMs(entry.attempts, config.delivery.retry_initial_seconds, config.delivery.retry_max_seconds));
     if (outcome.deferred.length && entry.sender && config.delivery.delay_notice_after_seconds > 0 && now - Date.parse(entry.createdAt) >= config.delivery.delay_notice_after_seconds * 1000) {
-      await this.delayNotice(entry, outcome).catch((err) => log.error({ err, queueId: entry.id }, 'could not queue a delay notice'));
+      await this.delayNotice(entry, outcome, rcptDsn).catch((err) => log.error({ err, queueId: entry.id }, 'could not queue a delay notice'));
     }
     // The DSN is queued before settling (settling a finished entry removes its body).
     if (dsn.length && entry.sender && config.delivery.bounces) await this.bounce(entry, dsn).catch((err) => log.error({ err, queueId: entry.id }, 'could not queue a bounce'));
@@ -357,27 +391,48 @@ export class DeliveryEngine {
    * One "delayed" DSN per message. The notice is recorded in the entry's attempt history, which is
    * what makes it once-only across retries and restarts (and shows it on the admin page).
    */
-  private async delayNotice(entry: QueueEntry, outcome: SettleOutcome): Promise<void> {
-    const deferred = outcome.deferred;
+  private async delayNotice(entry: QueueEntry, outcome: SettleOutcome, rcptDsn: Map<string, QueueRecipient> | undefined): Promise<void> {
+    // Only recipients whose NOTIFY asked for DELAY, or who gave none (RFC 3461 §4.1).
+    const deferred = rcptDsn ? outcome.deferred.filter((d) => wantsNotice(rcptDsn.get(d.recipient)?.notify, 'DELAY')) : outcome.deferred;
+    if (!deferred.length) return;
     const history = (await this.deps.queue.get(entry.id))?.history ?? [];
     if (history.some((a) => a.route === DELAY_NOTICE_ROUTE)) return;
-    await this.bounce(entry, deferred.map((d) => ({ recipient: d.recipient, action: 'delayed', status: /\b(4\.\d{1,3}\.\d{1,3})\b/.exec(d.reply)?.[1] ?? '4.0.0', diagnostic: d.reply })));
+    await this.bounce(
+      entry,
+      deferred.map((d) => {
+        const orcpt = rcptDsn?.get(d.recipient)?.orcpt;
+        return { recipient: d.recipient, action: 'delayed', status: /\b(4\.\d{1,3}\.\d{1,3})\b/.exec(d.reply)?.[1] ?? '4.0.0', diagnostic: d.reply, ...(orcpt ? { originalRecipient: orcpt } : {}) };
+      }),
+    );
     outcome.attempts!.push({ at: new Date().toISOString(), route: DELAY_NOTICE_ROUTE, recipients: deferred.map((d) => d.recipient), reply: `delay notice sent to ${entry.sender}`, durationMs: 0, outcome: 'deferred' });
   }
 
-  /** Queue a DSN to the envelope sender; a bounce (null sender) is never bounced. */
+  /**
+   * Queue a DSN to the envelope sender; a bounce (null sender) is never bounced: callers check the
+   * sender, so a DSN whose own delivery fails is dropped. RET=FULL returns the message (up to a
+   * size, see ./dsn.ts) with failure notices only: delay and relayed notices carry the headers
+   * (RFC 3461 §4.3), as does a message without RET (the relay's choice).
+   */
   private async bounce(entry: QueueEntry, recipients: DsnRecipient[]): Promise<void> {
-    let headers = '';
-    for await (const chunk of this.deps.queue.openBody(entry.id)) {
-      headers += (chunk as Buffer).toString('latin1');
-      const i = headers.indexOf('\r\n\r\n');
-      if (i >= 0 || headers.length > 64 * 1024) {
-        headers = headers.slice(0, i >= 0 ? i : 64 * 1024);
-        break;
-      }
-    }
-    const text = buildDsn({ reportingMta: this.deps.hostname, originalSender: entry.sender, queueId: entry.id, arrivalDate: new Date(entry.createdAt), recipients, originalHeaders: headers });
-    await this.deps.queue.enqueue({ sender: '', recipients: [entry.sender] }, Readable.from([Buffer.from(text, 'utf8')]));
+    const full = entry.dsn?.ret === 'FULL' && recipients.some((r) => r.action === 'failed');
+    const returned = await readReturnedContent(this.deps.queue.openBody(entry.id), full);
+    const message = buildDsn({ reportingMta: this.deps.hostname, originalSender: entry.sender, queueId: entry.id, arrivalDate: new Date(entry.createdAt), envid: entry.dsn?.envid, recipients, returned });
+    await this.deps.queue.enqueue({ sender: '', recipients: [entry.sender] }, Readable.from([message]));
     this.kick();
   }
+}
+
+/**
+ * The RFC 3461 parameters that travel to the next hop with `recipients`, so that it reports (or
+ * stays silent) as the client asked; undefined for the usual message that has none. Graph ignores them.
+ */
+function nextHopDsn(entry: QueueEntry, recipients: string[], rcptDsn: Map<string, QueueRecipient> | undefined): Envelope['dsn'] {
+  if (!entry.dsn && !rcptDsn) return undefined;
+  const out: NonNullable<Envelope['dsn']> = { ...entry.dsn };
+  for (const r of recipients) {
+    const info = rcptDsn?.get(r);
+    if (info?.notify) (out.notify ??= new Map()).set(r, info.notify);
+    if (info?.orcpt) (out.orcpt ??= new Map()).set(r, info.orcpt);
+  }
+  return out;
 }

@@ -16,7 +16,9 @@ import { patchSmtpStream } from './smtp-stream-patch.js';
 import { noteStreamed } from '../core/memory.js';
 import { chunksOf } from '../core/stream.js';
 import { giveCredits, handoffLeaseMs, takeCredits, type Handoff } from './handoff.js';
+import { dsnMetaOf } from './dsn.js';
 import { addressProblem, buildAllowList, clientAllowed, matchesAddressPattern, verifyPassword } from './policy.js';
+import { RoutingRules } from './routing.js';
 
 // smtp-server waits a hard-coded 100 ms before every greeting to catch early talkers. Clients that
 // open one connection per message (printers, smtp-source) would be capped at ~10 messages/s per
@@ -231,6 +233,10 @@ export class InboundServer {
         if (!session.user && !clientAllowed(self.allowList(), session.remoteAddress)) {
           return callback(smtpError(550, '5.7.1 Relay access denied: authenticate first or relay from an allowed network'));
         }
+        // Refused here rather than bounced after 250: the bounce would go to a sender that may be
+        // forged (backscatter). Delivery still rejects too, for a reload between RCPT and delivery.
+        const rejection = self.rejectionOf(rcpt, session);
+        if (rejection !== undefined) return callback(smtpError(550, `5.7.1 ${rejection}`));
         if (session.envelope.rcptTo.length >= relay().max_recipients) return callback(smtpError(452, '4.5.3 Too many recipients'));
         callback();
       },
@@ -270,11 +276,27 @@ export class InboundServer {
     return this.allowListFor.list;
   }
 
+  /** relay.rules compiled, once per configuration: RCPT refuses a recipient whose route is a reject. */
+  private routingRulesFor?: { relay: Config['relay']; rules: RoutingRules };
+  private routingRules(): RoutingRules {
+    const relay = this.deps.config.relay;
+    if (this.routingRulesFor?.relay !== relay) this.routingRulesFor = { relay, rules: new RoutingRules(relay) };
+    return this.routingRulesFor.rules;
+  }
+
+  /** The message of the reject route `rcpt` takes in this session, or undefined when its route is not a reject. */
+  private rejectionOf(rcpt: string, session: SMTPServerSession): string | undefined {
+    const rules = this.routingRules();
+    if (!rules.canReject) return undefined;
+    const from = session.envelope.mailFrom;
+    return rules.rejection({ sender: from ? from.address : '', recipient: rcpt, user: typeof session.user === 'string' ? session.user : undefined, clientIp: session.remoteAddress });
+  }
+
   private async receive(stream: Readable, session: SMTPServerSession): Promise<QueueEntry> {
     const env = session.envelope;
     const sender = env.mailFrom ? env.mailFrom.address : '';
     const received = `Received: from ${session.hostNameAppearsAs} ([${session.remoteAddress.replace(/^::ffff:/, '')}])\r\n\tby ${this.deps.hostname} (relay365) with ${session.transmissionType}${session.user ? ` (authenticated as ${session.user})` : ''};\r\n\t${new Date().toUTCString().replace('GMT', '+0000')}\r\n`;
-    const meta: EnqueueMeta = { sender, recipients: env.rcptTo.map((r) => r.address), clientIp: session.remoteAddress, authUser: typeof session.user === 'string' ? session.user : undefined };
+    const meta: EnqueueMeta = { sender, recipients: env.rcptTo.map((r) => r.address), clientIp: session.remoteAddress, authUser: typeof session.user === 'string' ? session.user : undefined, ...dsnMetaOf(env) };
     // An async generator, not a stream: the queue only iterates it.
     const body = (async function* () {
       yield Buffer.from(received, 'latin1');

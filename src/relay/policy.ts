@@ -7,20 +7,22 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import { ConfigError } from '../core/errors.js';
 
-export function buildAllowList(cidrs: string[]): BlockList {
+/** Addresses and CIDR networks as a BlockList; keyPath names the setting they come from in errors. */
+export function buildAllowList(cidrs: string[], keyPath = 'relay.allow_networks'): BlockList {
   const list = new BlockList();
   for (const c of cidrs) {
     const [addr, bits] = c.split('/');
     const type = isIPv6(addr!) ? 'ipv6' : isIPv4(addr!) ? 'ipv4' : undefined;
-    if (!type) throw new ConfigError(`relay.allow_networks: "${c}" is not an IP address or CIDR`, { keyPath: 'relay.allow_networks' });
+    if (!type) throw new ConfigError(`${keyPath}: "${c}" is not an IP address or CIDR`, { keyPath });
     if (bits === undefined) list.addAddress(addr!, type);
     else list.addSubnet(addr!, Number(bits), type);
   }
   return list;
 }
 
+/** Whether `ip` is in `list`; an IPv4-mapped IPv6 address (::ffff:10.0.0.1) counts as its IPv4 address. */
 export function clientAllowed(list: BlockList, ip: string): boolean {
-  const clean = ip.replace(/^::ffff:/, '');
+  const clean = ip.replace(/^::ffff:/i, '');
   return list.check(clean, isIPv6(clean) ? 'ipv6' : 'ipv4');
 }
 
@@ -36,14 +38,35 @@ export function addressProblem(address: string): string | undefined {
   return undefined;
 }
 
-/** address, @domain, or a * wildcard pattern (case-insensitive). */
-export function matchesAddressPattern(pattern: string, address: string): boolean {
+export type AddressMatcher = (address: string) => boolean;
+
+/**
+ * An envelope-address pattern compiled once: an address, `@domain` (that domain exactly, not its
+ * subdomains, as in Postfix maps), a `*` wildcard pattern (`*` alone is any sender, the null
+ * sender included), or `<>` for the null sender (bounces; Postfix's lookup key for it).
+ * Addresses compare case-insensitively, local part included: that is how Exchange and every
+ * common mail server treat them.
+ */
+export function compileAddressPattern(pattern: string): AddressMatcher {
   const p = pattern.toLowerCase();
-  const a = address.toLowerCase();
-  if (p === '*') return true;
-  if (p.startsWith('@')) return a.endsWith(p);
-  if (p.includes('*')) return new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(a);
-  return a === p;
+  if (p === '*') return () => true;
+  if (p === '<>') return (a) => a === '';
+  if (p.startsWith('@')) return (a) => a.toLowerCase().endsWith(p);
+  if (p.includes('*')) {
+    const re = new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`, 'i');
+    return (a) => re.test(a);
+  }
+  return (a) => a.toLowerCase() === p;
+}
+
+/** Compiled patterns by pattern text: the patterns come from the configuration, so this stays small. */
+const compiledPatterns = new Map<string, AddressMatcher>();
+
+/** Whether `address` matches an address pattern (see compileAddressPattern), compiling it once. */
+export function matchesAddressPattern(pattern: string, address: string): boolean {
+  let matches = compiledPatterns.get(pattern);
+  if (!matches) compiledPatterns.set(pattern, (matches = compileAddressPattern(pattern)));
+  return matches(address);
 }
 
 /** `scrypt$N$r$p$salt$hash` (base64). */

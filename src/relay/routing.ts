@@ -4,10 +4,10 @@
  * relay host, in one section. The special route "by-sender" sends through the account whose
  * address is the envelope sender (or the only configured account).
  */
-import { BlockList, isIPv6 } from 'node:net';
+import type { BlockList } from 'node:net';
 import type { Config } from '../config/schema.js';
 import type { RouteSpec } from '../transport/index.js';
-import { matchesAddressPattern } from './policy.js';
+import { buildAllowList, clientAllowed, compileAddressPattern, type AddressMatcher } from './policy.js';
 
 export type RelayRoute =
   /** rewriteTo: the sender (envelope and From:) the message goes out as, when not its own. */
@@ -22,38 +22,94 @@ export interface RoutingInput {
   clientIp?: string;
 }
 
-function cidrMatch(cidr: string, ip: string): boolean {
-  const list = new BlockList();
-  const [addr, bits] = cidr.split('/');
-  const type = isIPv6(addr!) ? 'ipv6' : 'ipv4';
-  if (bits === undefined) list.addAddress(addr!, type);
-  else list.addSubnet(addr!, Number(bits), type);
-  const clean = ip.replace(/^::ffff:/, '');
-  return list.check(clean, isIPv6(clean) ? 'ipv6' : 'ipv4');
+/** A rule with its patterns compiled; a condition left out of the rule is undefined here. */
+interface CompiledRule {
+  route: string;
+  sender?: AddressMatcher;
+  /** Lower-case. */
+  recipientDomain?: string;
+  user?: string;
+  client?: BlockList;
+}
+
+function compileRule(rule: Config['relay']['rules'][number], index: number): CompiledRule {
+  return {
+    route: rule.route,
+    sender: rule.sender ? compileAddressPattern(rule.sender) : undefined,
+    recipientDomain: rule.recipient_domain?.toLowerCase(),
+    user: rule.user,
+    client: rule.client ? buildAllowList([rule.client], `relay.rules[${index}].client`) : undefined,
+  };
+}
+
+/** All of a rule's conditions hold. `domain` is the recipient's, lower-case. */
+function ruleMatches(rule: CompiledRule, input: RoutingInput, domain: string): boolean {
+  return (
+    (!rule.sender || rule.sender(input.sender)) &&
+    (!rule.recipientDomain || rule.recipientDomain === domain) &&
+    (!rule.user || rule.user === input.user) &&
+    (!rule.client || (input.clientIp !== undefined && clientAllowed(rule.client, input.clientIp)))
+  );
+}
+
+/**
+ * relay.rules compiled once per configuration: which route a recipient takes, synchronously and
+ * without accounts. The inbound server asks it per RCPT (to refuse a reject route there, not
+ * with a bounce after 250), so matching allocates no BlockList or RegExp.
+ */
+export class RoutingRules {
+  private readonly rules: CompiledRule[];
+  /** Reject routes by name, with their messages. */
+  private readonly rejects = new Map<string, string>();
+
+  constructor(private readonly relay: Config['relay']) {
+    this.rules = relay.rules.map(compileRule);
+    for (const [name, route] of Object.entries(relay.routes)) if (route.type === 'reject') this.rejects.set(name, route.message);
+  }
+
+  /** The name of the route the first matching rule names, else default_route. */
+  routeName(input: RoutingInput): string {
+    const at = input.recipient.lastIndexOf('@');
+    const domain = input.recipient.slice(at + 1).toLowerCase();
+    for (const rule of this.rules) if (ruleMatches(rule, input, domain)) return rule.route;
+    return this.relay.default_route;
+  }
+
+  /** Whether any route is a reject: without one, rejection() is always undefined. */
+  get canReject(): boolean {
+    return this.rejects.size > 0;
+  }
+
+  /** The message of the reject route `input` takes, or undefined when its route is not a reject. */
+  rejection(input: RoutingInput): string | undefined {
+    return this.canReject ? this.rejects.get(this.routeName(input)) : undefined;
+  }
 }
 
 export class Router {
+  private rules: RoutingRules;
+
   constructor(
     private relay: Config['relay'],
     private delivery: Config['delivery'],
     private readonly accountsFor: () => Promise<Array<{ email: string; mailbox: string }>>,
-  ) {}
+  ) {
+    this.rules = new RoutingRules(relay);
+  }
 
   reconfigure(relay: Config['relay'], delivery: Config['delivery']): void {
+    this.rules = new RoutingRules(relay);
     this.relay = relay;
     this.delivery = delivery;
   }
 
+  /** The name of the route `input` takes (no account lookup: "by-sender" is returned as such). */
+  routeName(input: RoutingInput): string {
+    return this.rules.routeName(input);
+  }
+
   async route(input: RoutingInput): Promise<RelayRoute> {
-    const domain = input.recipient.split('@').pop()!.toLowerCase();
-    const rule = this.relay.rules.find(
-      (r) =>
-        (!r.sender || matchesAddressPattern(r.sender, input.sender)) &&
-        (!r.recipient_domain || r.recipient_domain.toLowerCase() === domain) &&
-        (!r.user || r.user === input.user) &&
-        (!r.client || (input.clientIp !== undefined && cidrMatch(r.client, input.clientIp))),
-    );
-    return this.named(rule?.route ?? this.relay.default_route, input);
+    return this.named(this.rules.routeName(input), input);
   }
 
   /**
@@ -78,7 +134,7 @@ export class Router {
     if (name === 'by-sender') {
       const accounts = await this.accountsFor();
       const s = input.sender.toLowerCase();
-      const acc = accounts.find((a) => a.email === s || a.mailbox === s) ?? (accounts.length === 1 ? accounts[0] : undefined);
+      const acc = accounts.find((a) => a.email.toLowerCase() === s || a.mailbox.toLowerCase() === s) ?? (accounts.length === 1 ? accounts[0] : undefined);
       if (!acc) return { name, kind: 'none', reason: accounts.length ? `no account for sender ${input.sender || '<>'}` : 'no accounts configured (relay365 account add)' };
       const spec: RouteSpec = { type: 'smtp', account: acc.email, host: this.delivery.smtp_host, port: this.delivery.smtp_port, caFile: ca, maxConnections: this.delivery.connections_per_account };
       return { name: `by-sender:${acc.email}`, kind: 'transport', spec, ...(input.sender === '' ? { rewriteTo: acc.mailbox } : {}) };

@@ -19,6 +19,39 @@ import { patchNodemailerDataStream } from './dot-stuffing.js';
 import type { DeliveryResult, Envelope, MessageSource, Transport } from './types.js';
 
 await patchNodemailerDataStream();
+await patchPerRecipientDsn();
+
+/** The envelope nodemailer's connection holds while it sends, with what relay365 adds to it. */
+interface ConnectionEnvelope {
+  dsn?: { notify?: string | null; orcpt?: string | null };
+  /** NOTIFY/ORCPT per recipient (Envelope.dsn), read by the patched _sendRcpt. */
+  relay365RecipientDsn?: { notify?: Map<string, string[]>; orcpt?: Map<string, string> };
+}
+
+/**
+ * nodemailer's `dsn` option is per message (one NOTIFY and one ORCPT for every RCPT TO), while
+ * RFC 3461 gives them per recipient, and a relay must pass each recipient's own on. Sending one
+ * transaction per distinct ORCPT would cost a message per recipient (Postfix sends an ORCPT for
+ * every one) against Exchange's 30 messages a minute; instead each recipient's values are put on
+ * the connection's envelope just before its RCPT TO is written (_sendRcpt builds the command from
+ * them synchronously). The ESM build is patched: it is the one the transports import.
+ */
+async function patchPerRecipientDsn(): Promise<void> {
+  const url = new URL('./smtp-connection/index.js', import.meta.resolve('nodemailer'));
+  const { default: SMTPConnection } = (await import(url.href)) as { default: { prototype: Record<string, unknown> } };
+  if (SMTPConnection.prototype.__relay365RecipientDsn) return;
+  const sendRcpt = SMTPConnection.prototype._sendRcpt as (this: { _envelope?: ConnectionEnvelope }, recipient: string, callback: unknown) => unknown;
+  SMTPConnection.prototype._sendRcpt = function (this: { _envelope?: ConnectionEnvelope }, recipient: string, callback: unknown) {
+    const envelope = this._envelope;
+    const perRecipient = envelope?.relay365RecipientDsn;
+    if (perRecipient && envelope.dsn) {
+      envelope.dsn.notify = perRecipient.notify?.get(recipient)?.join(',') ?? null;
+      envelope.dsn.orcpt = perRecipient.orcpt?.get(recipient) ?? null;
+    }
+    return sendRcpt.call(this, recipient, callback);
+  };
+  SMTPConnection.prototype.__relay365RecipientDsn = true;
+}
 
 export type SmtpSecurity = 'starttls' | 'implicit' | 'opportunistic' | 'none';
 
@@ -183,10 +216,11 @@ export class SmtpTransport implements Transport {
    */
   private sendRaw(envelope: Envelope, message: MessageSource): Promise<SMTPTransport.SentMessageInfo> {
     const transport = (this.transporter as unknown as { transporter: { send(mail: unknown, cb: (err: Error | null, info: SMTPTransport.SentMessageInfo) => void): void } }).transporter;
+    const dsn = envelope.dsn;
     const mail = {
-      data: envelope.dsn ? { dsn: { ret: envelope.dsn.ret, envid: envelope.dsn.envid } } : {},
+      data: dsn ? { dsn: { ret: dsn.ret, envid: dsn.envid } } : {},
       message: {
-        getEnvelope: () => ({ from: envelope.from, to: [...envelope.to] }),
+        getEnvelope: () => ({ from: envelope.from, to: [...envelope.to], ...(dsn?.notify || dsn?.orcpt ? { relay365RecipientDsn: { notify: dsn.notify, orcpt: dsn.orcpt } } : {}) }),
         messageId: () => '',
         getHeader: () => '',
         createReadStream: () => message(),

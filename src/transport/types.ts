@@ -11,8 +11,8 @@ export interface Envelope {
   from: string;
   /** Envelope recipients (RCPT TO). */
   to: string[];
-  /** Optional DSN parameters passed through (RET, ENVID, NOTIFY per recipient). */
-  dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string; notify?: Record<string, string[]> };
+  /** RFC 3461 parameters passed on to the next hop: RET and ENVID per message, NOTIFY and ORCPT per recipient (by address). */
+  dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string; notify?: Map<string, string[]>; orcpt?: Map<string, string> };
 }
 
 /** The message as bytes: a fresh stream each time it is called (a retry needs a new stream). */

@@ -146,6 +146,32 @@ async function deadPid(): Promise<number> {
 
 for (const name of ['sqlite', 'postgres'] as const) {
   describe(`queue conformance: ${name}`, () => {
+    test('RFC 3461 parameters: RET/ENVID per entry and NOTIFY/ORCPT per recipient come back from enqueue, get and claim', async (t) => {
+      const b = await withBackend(t, name);
+      if (!b) return;
+      const q = await b.open();
+      const recipientDsn = new Map([
+        ['bob@fabrikam.test', { notify: ['SUCCESS', 'FAILURE'] as const, orcpt: 'rfc822;Bob@Fabrikam.test' }],
+        ['carol@fabrikam.test', { notify: ['NEVER'] as const }],
+      ]);
+      const e = await q.enqueue({ ...meta('dsn'), recipients: ['bob@fabrikam.test', 'carol@fabrikam.test', 'dave@fabrikam.test'], dsn: { ret: 'FULL', envid: 'QQ314159 envid' }, recipientDsn: new Map([...recipientDsn].map(([k, v]) => [k, { ...v, notify: [...v.notify] }])) }, body('Subject: dsn\r\n\r\nx\r\n'));
+      const expected = [
+        { address: 'bob@fabrikam.test', state: 'pending', notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;Bob@Fabrikam.test' },
+        { address: 'carol@fabrikam.test', state: 'pending', notify: ['NEVER'] },
+        { address: 'dave@fabrikam.test', state: 'pending' },
+      ];
+      assert.deepEqual(e.dsn, { ret: 'FULL', envid: 'QQ314159 envid' });
+      assert.deepEqual(e.recipients, expected);
+      assert.deepEqual(await q.get(e.id), { ...e, history: [] });
+      const [claimed] = await q.claim({ owner: 'w:1', limit: 1, leaseMs: 60_000 });
+      assert.deepEqual(claimed!.dsn, { ret: 'FULL', envid: 'QQ314159 envid' });
+      assert.deepEqual(claimed!.recipients, expected);
+      const plain = await q.enqueue(meta('nodsn'), body('Subject: plain\r\n\r\nx\r\n'));
+      assert.equal((await q.get(plain.id))!.dsn, undefined, 'no DSN field when the client gave none');
+      const settled = await q.settle(e.id, { delivered: [], failed: [], deferred: [{ recipient: 'bob@fabrikam.test', reply: '451 later' }] });
+      assert.deepEqual(settled.recipients[0], { address: 'bob@fabrikam.test', state: 'deferred', lastReply: '451 later', notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;Bob@Fabrikam.test' });
+    });
+
     test('enqueue → get → openBody round trip keeps the envelope, the metadata and the bytes', async (t) => {
       const b = await withBackend(t, name);
       if (!b) return;
@@ -537,8 +563,53 @@ test('postgres: a version 1 schema is upgraded to version 2 (the index pruneFini
   await c.query(`UPDATE "${b.schema}".schema_version SET version = 1`);
   const upgraded = await b.open();
   assert.equal((await c.query<{ version: number }>(`SELECT version FROM "${b.schema}".schema_version`)).rows[0]?.version, POSTGRES_SCHEMA_VERSION);
-  assert.equal(POSTGRES_SCHEMA_VERSION, 2);
+  assert.equal(POSTGRES_SCHEMA_VERSION, 3);
   const index = await c.query<{ indexdef: string }>('SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = $2', [b.schema, 'entries_finished']);
   assert.match(index.rows[0]?.indexdef ?? '', /\(next_attempt_at\) WHERE \(state = ANY/);
   assert.equal((await upgraded.get(kept!.id))?.state, 'incoming', 'the queue itself is untouched');
+});
+
+test('postgres: a version 2 schema gains the DSN columns (version 3); its entries read as "no DSN parameters"', async (t) => {
+  const b = await withBackend(t, 'postgres');
+  if (!b) return;
+  const q = await b.open();
+  const [kept] = await enqueueMany(q, 1);
+  await q.close();
+  // What a relay365 from before version 3 left: no DSN columns, version 2.
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  t.after(() => c.end());
+  await c.query(`ALTER TABLE "${b.schema}".entries DROP COLUMN dsn_ret, DROP COLUMN dsn_envid`);
+  await c.query(`ALTER TABLE "${b.schema}".recipients DROP COLUMN notify, DROP COLUMN orcpt`);
+  await c.query(`UPDATE "${b.schema}".schema_version SET version = 2`);
+  const upgraded = await b.open();
+  assert.equal((await c.query<{ version: number }>(`SELECT version FROM "${b.schema}".schema_version`)).rows[0]?.version, 3);
+  const old = await upgraded.get(kept!.id);
+  assert.equal(old?.dsn, undefined);
+  assert.deepEqual(old?.recipients, [{ address: 'bob@fabrikam.test', state: 'pending' }]);
+  const e = await upgraded.enqueue({ ...meta('v3'), dsn: { envid: 'E1' }, recipientDsn: new Map([['bob@fabrikam.test', { notify: ['DELAY' as const] }]]) }, body('Subject: v3\r\n\r\nx\r\n'));
+  assert.deepEqual((await upgraded.get(e.id))?.recipients, [{ address: 'bob@fabrikam.test', state: 'pending', notify: ['DELAY'] }]);
+});
+
+test('sqlite: a database without the DSN columns gains them when a relay opens it', async () => {
+  const dir = join(tempDir('relay365-queue-'), 'queue');
+  const q = new SqliteQueue({ dir });
+  const [kept] = await enqueueMany(q, 1);
+  await q.close();
+  // What a relay365 from before the DSN columns left.
+  const db = new Database(join(dir, 'queue.db'));
+  db.exec('ALTER TABLE entries DROP COLUMN dsn_ret; ALTER TABLE entries DROP COLUMN dsn_envid; ALTER TABLE recipients DROP COLUMN notify; ALTER TABLE recipients DROP COLUMN orcpt;');
+  db.close();
+  const upgraded = new SqliteQueue({ dir });
+  try {
+    const old = await upgraded.get(kept!.id);
+    assert.equal(old?.dsn, undefined);
+    assert.deepEqual(old?.recipients, [{ address: 'bob@fabrikam.test', state: 'pending' }]);
+    const e = await upgraded.enqueue({ ...meta('new'), dsn: { ret: 'HDRS' }, recipientDsn: new Map([['bob@fabrikam.test', { orcpt: 'rfc822;bob@fabrikam.test' }]]) }, body('Subject: new\r\n\r\nx\r\n'));
+    const got = await upgraded.get(e.id);
+    assert.deepEqual(got?.dsn, { ret: 'HDRS' });
+    assert.deepEqual(got?.recipients, [{ address: 'bob@fabrikam.test', state: 'pending', orcpt: 'rfc822;bob@fabrikam.test' }]);
+  } finally {
+    await upgraded.close();
+  }
 });
