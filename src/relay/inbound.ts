@@ -253,9 +253,18 @@ export class InboundServer {
     });
   }
 
+  /** Messages counted since clients whose window has run out were last forgotten. */
+  private messagesSinceSweep = 0;
+
   /** Counts a message against the client's per-minute limit (a sliding window, O(1) per message). */
   private messageAllowed(ip: string, perMinute: number): boolean {
     const now = Date.now();
+    // Clients that sent nothing for a minute are forgotten now and then, so a relay that sees many
+    // addresses over its lifetime (SMTP AUTH users roaming) does not keep a window for each.
+    if (++this.messagesSinceSweep >= 4096) {
+      this.messagesSinceSweep = 0;
+      for (const [client, w] of this.perClientMessages) if ((w.times.at(-1) ?? 0) <= now - 60_000) this.perClientMessages.delete(client);
+    }
     let w = this.perClientMessages.get(ip);
     if (!w) this.perClientMessages.set(ip, (w = { times: [], start: 0 }));
     while (w.start < w.times.length && w.times[w.start]! <= now - 60_000) w.start++;
