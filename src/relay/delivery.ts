@@ -32,18 +32,49 @@ export interface DeliveryEvent {
 class SlidingWindow {
   private readonly times = new Map<string, number[]>();
   constructor(public perMinute: number) {}
-  async acquire(key: string): Promise<void> {
+
+  /** Takes a place in `key`'s window, waiting for one if needed; rejects when `signal` aborts. */
+  async acquire(key: string, signal?: AbortSignal): Promise<void> {
     for (;;) {
+      signal?.throwIfAborted();
       const now = Date.now();
-      const list = (this.times.get(key) ?? []).filter((t) => t > now - 60_000);
+      const list = this.recent(key, now);
       if (list.length < this.perMinute) {
         list.push(now);
-        this.times.set(key, list);
         return;
       }
-      await new Promise((r) => setTimeout(r, list[0]! + 60_000 - now + 5));
+      await sleep(list[0]! + 60_000 - now + 5, signal);
     }
   }
+
+  /** When a message with `ahead` others already waiting for `key` gets a place: 0 for now. */
+  freeAt(key: string, ahead: number, now = Date.now()): number {
+    const list = this.recent(key, now);
+    const mustExpire = list.length + ahead - this.perMinute;
+    if (mustExpire < 0) return 0;
+    return (list[mustExpire] ?? now) + 60_000;
+  }
+
+  private recent(key: string, now: number): number[] {
+    const list = (this.times.get(key) ?? []).filter((t) => t > now - 60_000);
+    this.times.set(key, list);
+    return list;
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      signal?.removeEventListener('abort', aborted);
+      resolve();
+    }
+    function aborted(): void {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    }
+    signal?.addEventListener('abort', aborted, { once: true });
+  });
 }
 
 /**
@@ -131,6 +162,7 @@ export class DeliveryEngine {
 
   start(): void {
     this.stopping = false;
+    if (this.stopWaits.signal.aborted) this.stopWaits = new AbortController();
     this.timer = setInterval(() => {
       // Deferred entries fall due with time alone: the poll looks even when nothing was kicked.
       this.mayHaveWork = true;
@@ -185,6 +217,33 @@ export class DeliveryEngine {
     this.kick();
   }
 
+  /** Deliveries waiting for a place in an account's per-minute window. */
+  private readonly waiting = new Map<string, number>();
+  /** Aborts waits for a window on stop, so that a SIGTERM is not held up by a minute's pacing. */
+  private stopWaits = new AbortController();
+
+  private waitingFor(account: string): number {
+    return this.waiting.get(account) ?? 0;
+  }
+
+  /** Whether a delivery for `account` should give its worker back rather than wait (see process()). */
+  private pacedOut(account: string): boolean {
+    const waiting = this.waitingFor(account);
+    return waiting >= this.deps.config.delivery.connections_per_account && this.limiter.freeAt(account, waiting) > 0;
+  }
+
+  /** Waits for a place in `account`'s window, counted among the waiting. */
+  private async paced(account: string): Promise<void> {
+    this.waiting.set(account, this.waitingFor(account) + 1);
+    try {
+      await this.limiter.acquire(account, this.stopWaits.signal);
+    } finally {
+      const left = this.waitingFor(account) - 1;
+      if (left > 0) this.waiting.set(account, left);
+      else this.waiting.delete(account);
+    }
+  }
+
   /** Close pooled upstream connections (after an account change; the next delivery reconnects). */
   async resetTransports(): Promise<void> {
     const all = [...this.transports.values()];
@@ -195,6 +254,7 @@ export class DeliveryEngine {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.timer) clearInterval(this.timer);
+    this.stopWaits.abort(new Relay365Error('NETWORK', 'The relay is stopping; the message is tried again after the restart.', { temporary: true }));
     await Promise.allSettled([...this.inflight]);
     await Promise.all([...this.transports.values()].map((t) => t.close()));
     this.transports.clear();
@@ -304,9 +364,17 @@ export class DeliveryEngine {
           reply = `452 4.2.0 Account ${account} is paused until ${new Date(held).toISOString()} (${why})`;
           fail(recipients, reply, false, '4.2.0');
           holdUntil = Math.max(holdUntil ?? 0, held);
+        } else if (account && this.pacedOut(account)) {
+          // Only a few deliveries wait for an account's per-minute window; the rest give their
+          // worker back and come again when it has room, so one busy account (a scanner's burst)
+          // does not hold every worker while other routes' mail waits.
+          const next = this.limiter.freeAt(account, this.waitingFor(account));
+          reply = `452 4.2.0 Account ${account} sends at most ${config.delivery.messages_per_minute_per_account} messages a minute; next try at ${new Date(next).toISOString()}`;
+          fail(recipients, reply, false, '4.2.0');
+          holdUntil = Math.max(holdUntil ?? 0, next);
         } else {
-          if (account) await this.limiter.acquire(account);
           try {
+            if (account) await this.paced(account);
             const transport = this.transportFor(route.spec);
             // The router decides (rewrite_sender; a bounce goes out as the account's mailbox).
             const rewriteTo = route.rewriteTo;
