@@ -264,7 +264,7 @@ export class PostgresQueue implements Queue {
 
   async enqueue(meta: EnqueueMeta, body: AsyncIterable<Buffer>): Promise<QueueEntry> {
     const id = newQueueId();
-    const max = this.options.maxMessageBytes ?? Number.POSITIVE_INFINITY;
+    const max = meta.maxBytes ?? this.options.maxMessageBytes ?? Number.POSITIVE_INFINITY;
     const chunkBytes = this.chunkBytes;
     const now = Date.now();
     const expires = now + (this.options.maxLifetimeMs ?? 5 * 86_400_000);

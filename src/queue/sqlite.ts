@@ -327,7 +327,7 @@ export class SqliteQueue implements Queue {
 
   async enqueue(meta: EnqueueMeta, body: AsyncIterable<Buffer>): Promise<QueueEntry> {
     const id = newQueueId();
-    const max = this.options.maxMessageBytes ?? Number.POSITIVE_INFINITY;
+    const max = meta.maxBytes ?? this.options.maxMessageBytes ?? Number.POSITIVE_INFINITY;
     const tooBig = () => new QueueError('MESSAGE_INVALID', `Message exceeds the size limit of ${max} bytes`, { temporary: false, smtp: { code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed maximum message size' } });
     let size = 0;
     const head = this.heads.take();

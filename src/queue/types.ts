@@ -65,6 +65,8 @@ export interface QueueEntry {
 export interface EnqueueMeta {
   sender: string;
   recipients: string[];
+  /** The size limit in force for this message (relay.max_message_size as of now, SIGHUP included); default: the queue's own. */
+  maxBytes?: number;
   clientIp?: string;
   authUser?: string;
   messageId?: string;

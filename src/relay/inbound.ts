@@ -133,9 +133,17 @@ export class InboundServer {
 
   constructor(private deps: InboundDeps) {}
 
-  /** Replace the configuration (SIGHUP); listeners keep running. */
+  /**
+   * Replace the configuration (SIGHUP); listeners keep running. smtp-server reads its size limit
+   * per command and its idle timeout per connection from its options, so those follow too.
+   */
   reconfigure(config: Config): void {
     this.deps = { ...this.deps, config };
+    for (const server of this.servers) {
+      const options = server.options as { size?: number; socketTimeout?: number };
+      options.size = config.relay.max_message_size;
+      options.socketTimeout = config.relay.socket_timeout_seconds * 1000;
+    }
   }
 
   async start(): Promise<void> {
@@ -305,7 +313,7 @@ export class InboundServer {
     const env = session.envelope;
     const sender = env.mailFrom ? env.mailFrom.address : '';
     const received = `Received: from ${session.hostNameAppearsAs} ([${session.remoteAddress.replace(/^::ffff:/, '')}])\r\n\tby ${this.deps.hostname} (relay365) with ${session.transmissionType}${session.user ? ` (authenticated as ${session.user})` : ''};\r\n\t${new Date().toUTCString().replace('GMT', '+0000')}\r\n`;
-    const meta: EnqueueMeta = { sender, recipients: env.rcptTo.map((r) => r.address), clientIp: session.remoteAddress, authUser: typeof session.user === 'string' ? session.user : undefined, ...dsnMetaOf(env) };
+    const meta: EnqueueMeta = { sender, recipients: env.rcptTo.map((r) => r.address), maxBytes: this.deps.config.relay.max_message_size, clientIp: session.remoteAddress, authUser: typeof session.user === 'string' ? session.user : undefined, ...dsnMetaOf(env) };
     // An async generator, not a stream: the queue only iterates it.
     const body = (async function* () {
       yield Buffer.from(received, 'latin1');

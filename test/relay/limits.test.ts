@@ -101,6 +101,42 @@ test('EHLO advertises PIPELINING, 8BITMIME, SMTPUTF8, SIZE, ENHANCEDSTATUSCODES 
   c.socket.destroy();
 });
 
+test('a reload changes the size limit and the idle timeout for the next sessions (smtp-server and the queue alike)', async (t) => {
+  const dir = tempDir();
+  const yamlWith = (size: number, timeout: number) =>
+    relayYaml(fixture.sb, { relay: `  max_message_size: ${size}\n  socket_timeout_seconds: ${timeout}`, delivery: '  messages_per_minute_per_account: 100000' }).replace('web:\n  port: 0', `queue:\n  dir: ${join(dir, 'queue')}\nweb:\n  enabled: false`);
+  const relay = await RelayService.start({ config: parseConfigText(yamlWith(2048, 300), 'size.yaml').config, stateDir: fixture.state, log: createLogger({ level: 'silent' }) });
+  t.after(() => relay.stop());
+  const body = `Subject: 5 KB\r\n\r\n${'x'.repeat(76)}\r\n`.repeat(64);
+  const send = async () => {
+    const c = await session(relay.smtpPort);
+    assert.match(await say(c, `MAIL FROM:<${ALICE}>`), /^250/);
+    assert.match(await say(c, `RCPT TO:<${BOB}>`), /^250/);
+    assert.match(await say(c, 'DATA'), /^354/);
+    c.socket.write(`${body}.\r\n`);
+    const reply = (await c.smtpReply(10_000)).join('\n');
+    c.socket.destroy();
+    return reply;
+  };
+  assert.match(await send(), /^552 5\.3\.4 /);
+  relay.reload(parseConfigText(yamlWith(10_000, 1), 'size.yaml').config);
+  // The inbound thread gets the new configuration as a message: the next session may still be early.
+  const deadline = Date.now() + 5_000;
+  let ehlo = '';
+  while (!/^250[ -]SIZE 10000$/m.test(ehlo) && Date.now() < deadline) {
+    const c = await RawClient.connect(relay.smtpPort);
+    await c.smtpReply();
+    ehlo = await say(c, 'EHLO client.test');
+    c.socket.destroy();
+  }
+  assert.match(ehlo, /^250[ -]SIZE 10000$/m);
+  assert.match(await send(), /^250 /, 'the larger limit holds in the queue too');
+  const idle = await session(relay.smtpPort);
+  const started = Date.now();
+  assert.match((await idle.smtpReply(5_000)).join('\n'), /^421 /, 'an idle session is closed after the new timeout');
+  assert.ok(Date.now() - started < 4_000);
+});
+
 test('per-client limits: concurrent connections → 421, messages per minute → 450, both temporary', async (t) => {
   const relay = await startRelay(t, { relay: '  max_connections_per_client: 2\n  max_messages_per_minute_per_client: 3' });
   const a = await session(relay.smtpPort);
