@@ -549,42 +549,46 @@ for (const name of ['sqlite', 'postgres'] as const) {
   });
 }
 
-test('postgres: a version 1 schema is upgraded to version 2 (the index pruneFinished reads) when a relay opens it', async (t) => {
+/**
+ * A PostgreSQL queue holding one entry, taken back to what an older relay365 left (`downgrade`,
+ * statements on the schema), then opened again: the upgrade under test runs in that open.
+ */
+async function reopenedFromOlderSchema(t: TestContext, downgrade: (schema: string) => string[]) {
   const b = await withBackend(t, 'postgres');
-  if (!b) return;
+  if (!b) return undefined;
   const q = await b.open();
   const [kept] = await enqueueMany(q, 1);
   await q.close();
-  // What a relay365 from before version 2 left: no entries_finished index, version 1.
   const c = new pg.Client({ connectionString: PG_URL });
   await c.connect();
   t.after(() => c.end());
-  await c.query(`DROP INDEX "${b.schema}".entries_finished`);
-  await c.query(`UPDATE "${b.schema}".schema_version SET version = 1`);
-  const upgraded = await b.open();
+  for (const sql of downgrade(b.schema!)) await c.query(sql);
+  return { b, c, kept: kept!, upgraded: await b.open() };
+}
+
+test('postgres: a version 1 schema is upgraded to version 2 (the index pruneFinished reads) when a relay opens it', async (t) => {
+  // What a relay365 from before version 2 left: no entries_finished index, version 1.
+  const older = await reopenedFromOlderSchema(t, (schema) => [`DROP INDEX "${schema}".entries_finished`, `UPDATE "${schema}".schema_version SET version = 1`]);
+  if (!older) return;
+  const { b, c, kept, upgraded } = older;
   assert.equal((await c.query<{ version: number }>(`SELECT version FROM "${b.schema}".schema_version`)).rows[0]?.version, POSTGRES_SCHEMA_VERSION);
   assert.equal(POSTGRES_SCHEMA_VERSION, 3);
   const index = await c.query<{ indexdef: string }>('SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = $2', [b.schema, 'entries_finished']);
   assert.match(index.rows[0]?.indexdef ?? '', /\(next_attempt_at\) WHERE \(state = ANY/);
-  assert.equal((await upgraded.get(kept!.id))?.state, 'incoming', 'the queue itself is untouched');
+  assert.equal((await upgraded.get(kept.id))?.state, 'incoming', 'the queue itself is untouched');
 });
 
 test('postgres: a version 2 schema gains the DSN columns (version 3); its entries read as "no DSN parameters"', async (t) => {
-  const b = await withBackend(t, 'postgres');
-  if (!b) return;
-  const q = await b.open();
-  const [kept] = await enqueueMany(q, 1);
-  await q.close();
   // What a relay365 from before version 3 left: no DSN columns, version 2.
-  const c = new pg.Client({ connectionString: PG_URL });
-  await c.connect();
-  t.after(() => c.end());
-  await c.query(`ALTER TABLE "${b.schema}".entries DROP COLUMN dsn_ret, DROP COLUMN dsn_envid`);
-  await c.query(`ALTER TABLE "${b.schema}".recipients DROP COLUMN notify, DROP COLUMN orcpt`);
-  await c.query(`UPDATE "${b.schema}".schema_version SET version = 2`);
-  const upgraded = await b.open();
+  const older = await reopenedFromOlderSchema(t, (schema) => [
+    `ALTER TABLE "${schema}".entries DROP COLUMN dsn_ret, DROP COLUMN dsn_envid`,
+    `ALTER TABLE "${schema}".recipients DROP COLUMN notify, DROP COLUMN orcpt`,
+    `UPDATE "${schema}".schema_version SET version = 2`,
+  ]);
+  if (!older) return;
+  const { b, c, kept, upgraded } = older;
   assert.equal((await c.query<{ version: number }>(`SELECT version FROM "${b.schema}".schema_version`)).rows[0]?.version, 3);
-  const old = await upgraded.get(kept!.id);
+  const old = await upgraded.get(kept.id);
   assert.equal(old?.dsn, undefined);
   assert.deepEqual(old?.recipients, [{ address: 'bob@fabrikam.test', state: 'pending' }]);
   const e = await upgraded.enqueue({ ...meta('v3'), dsn: { envid: 'E1' }, recipientDsn: new Map([['bob@fabrikam.test', { notify: ['DELAY' as const] }]]) }, body('Subject: v3\r\n\r\nx\r\n'));
@@ -602,7 +606,7 @@ test('sqlite: a database without the DSN columns gains them when a relay opens i
   db.close();
   const upgraded = new SqliteQueue({ dir });
   try {
-    const old = await upgraded.get(kept!.id);
+    const old = await upgraded.get(kept.id);
     assert.equal(old?.dsn, undefined);
     assert.deepEqual(old?.recipients, [{ address: 'bob@fabrikam.test', state: 'pending' }]);
     const e = await upgraded.enqueue({ ...meta('new'), dsn: { ret: 'HDRS' }, recipientDsn: new Map([['bob@fabrikam.test', { orcpt: 'rfc822;bob@fabrikam.test' }]]) }, body('Subject: new\r\n\r\nx\r\n'));
