@@ -12,7 +12,7 @@ import type { Logger } from '../core/log.js';
 import type { Config } from '../config/schema.js';
 import type { Queue, QueueEntry, QueueRecipient, SettleOutcome } from '../queue/index.js';
 import type { TokenProvider } from '../oauth/types.js';
-import { createTransport, type Envelope, type RouteSpec, type Transport } from '../transport/index.js';
+import { createTransport, transportKey, type Envelope, type RouteSpec, type Transport } from '../transport/index.js';
 import { backoffMs, decide, failureOf } from './trouble.js';
 import type { RelayRoute, Router } from './routing.js';
 import { buildDsn, readReturnedContent, wantsNotice, type DsnRecipient } from './dsn.js';
@@ -297,7 +297,7 @@ export class DeliveryEngine {
   }
 
   private transportFor(spec: RouteSpec): Transport {
-    const key = JSON.stringify(spec);
+    const key = transportKey(spec);
     let t = this.transports.get(key);
     if (!t) {
       t = createTransport(spec, { tokens: this.deps.tokens, log: this.deps.log, heloName: this.deps.hostname });
@@ -345,7 +345,8 @@ export class DeliveryEngine {
         reply = `451 4.3.0 No route: ${route.reason}`;
         fail(recipients, reply, false, '4.3.0');
       } else {
-        const account = 'account' in route.spec ? route.spec.account : undefined;
+        // Lower-case: Exchange's limits are per mailbox, however a route spells its account.
+        const account = 'account' in route.spec ? route.spec.account.toLowerCase() : undefined;
         const quotaHeld = account ? this.heldUntil.get(account) : undefined;
         // More recipients than a whole day's budget never fit at once: such a message goes in parts,
         // as many recipients as there is room for now and the rest when the window allows (held

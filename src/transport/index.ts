@@ -28,6 +28,19 @@ export type RouteSpec =
   | { type: 'mx'; resolvers?: string[]; port?: number }
   | { type: 'smarthost'; host: string; port?: number; security?: SmtpSecurity; user?: string; password?: string; caFile?: string; maxConnections?: number };
 
+/**
+ * Routes that reach the same place the same way share one transport (one connection pool): the
+ * spec with its defaults filled in. Exchange allows 3 connections per mailbox whichever route
+ * opened them, so an explicit route and a by-sender route for one account, or one spelled with
+ * the default mechanism, must not get a pool each (432 4.3.2 for the fourth connection).
+ */
+export function transportKey(spec: RouteSpec): string {
+  if (spec.type !== 'smtp') return JSON.stringify(spec);
+  const preset = SMTP_PRESETS[spec.preset ?? 'office365'];
+  const minValiditySeconds = 'minValiditySeconds' in preset ? preset.minValiditySeconds : undefined;
+  return JSON.stringify([spec.type, spec.account.toLowerCase(), (spec.host ?? preset.host).toLowerCase(), spec.port ?? preset.port, spec.security ?? preset.security, spec.mechanism ?? 'XOAUTH2', minValiditySeconds, spec.caFile, spec.dangerouslySkipTlsVerify, spec.maxConnections]);
+}
+
 export function createTransport(spec: RouteSpec, deps: { tokens?: TokenProvider; log?: Logger; heloName?: string }): Transport {
   switch (spec.type) {
     case 'smtp': {
