@@ -1,8 +1,10 @@
 /**
  * Delivery: workers lease due queue entries, route each recipient, deliver through the route's
  * transport and settle every recipient through the failure policy (./trouble.ts). Exchange's
- * per-mailbox limits are respected here: at most 3 connections (transport pool), 30 messages per
- * minute (sliding window: wait, don't fail), 10,000 recipients per day (hold the account).
+ * per-mailbox limits are respected here: at most 3 connections (one transport pool per mailbox and
+ * endpoint), 30 messages per minute (sliding window: a few deliveries wait for room, the rest are
+ * deferred until there is some, so one account cannot hold every worker), 10,000 recipients per
+ * day (hold the account).
  */
 import { EventEmitter } from 'node:events';
 import { hostname as osHostname } from 'node:os';
