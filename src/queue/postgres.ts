@@ -267,7 +267,7 @@ export class PostgresQueue implements Queue {
     const max = meta.maxBytes ?? this.options.maxMessageBytes ?? Number.POSITIVE_INFINITY;
     const chunkBytes = this.chunkBytes;
     const now = Date.now();
-    const expires = now + (this.options.maxLifetimeMs ?? 5 * 86_400_000);
+    const expires = now + (meta.lifetimeMs ?? this.options.maxLifetimeMs ?? 5 * 86_400_000);
     let client: pg.PoolClient | undefined;
     let broken: Error | undefined;
     let size = 0;

@@ -383,12 +383,12 @@ export class SqliteQueue implements Queue {
         const group = this.pending.splice(0);
         try {
           const now = Date.now();
-          const expires = now + (this.options.maxLifetimeMs ?? 5 * 86_400_000);
+          const expiresOf = (g: PendingCommit) => now + (g.meta.lifetimeMs ?? this.options.maxLifetimeMs ?? 5 * 86_400_000);
           this.write(() => {
             for (const g of group) {
               const lease = g.meta.leaseTo;
               const dsn = g.meta.dsn;
-              this.insertEntry.run(g.id, lease ? 'active' : 'incoming', g.meta.sender, g.size, now, now, expires, g.meta.clientIp ?? null, g.meta.authUser ?? null, g.meta.messageId ?? null, lease?.owner ?? null, lease ? now + lease.leaseMs : null, dsn?.ret ?? null, dsn?.envid ?? null);
+              this.insertEntry.run(g.id, lease ? 'active' : 'incoming', g.meta.sender, g.size, now, now, expiresOf(g), g.meta.clientIp ?? null, g.meta.authUser ?? null, g.meta.messageId ?? null, lease?.owner ?? null, lease ? now + lease.leaseMs : null, dsn?.ret ?? null, dsn?.envid ?? null);
               const rcptDsn = g.meta.recipientDsn;
               for (const r of g.meta.recipients) {
                 const d = rcptDsn?.get(r);
@@ -410,7 +410,7 @@ export class SqliteQueue implements Queue {
               size: g.size,
               createdAt: new Date(now).toISOString(),
               nextAttemptAt: new Date(now).toISOString(),
-              expiresAt: new Date(expires).toISOString(),
+              expiresAt: new Date(expiresOf(g)).toISOString(),
               attempts: 0,
               ...(g.meta.clientIp ? { clientIp: g.meta.clientIp } : {}),
               ...(g.meta.authUser ? { authUser: g.meta.authUser } : {}),

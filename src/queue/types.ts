@@ -67,6 +67,8 @@ export interface EnqueueMeta {
   recipients: string[];
   /** The size limit in force for this message (relay.max_message_size as of now, SIGHUP included); default: the queue's own. */
   maxBytes?: number;
+  /** How long the message may stay queued (delivery.max_lifetime_seconds as of now); default: the queue's own. */
+  lifetimeMs?: number;
   clientIp?: string;
   authUser?: string;
   messageId?: string;

@@ -488,7 +488,7 @@ export class DeliveryEngine {
     const full = entry.dsn?.ret === 'FULL' && recipients.some((r) => r.action === 'failed');
     const returned = await readReturnedContent(this.deps.queue.openBody(entry.id), full);
     const message = buildDsn({ reportingMta: this.deps.hostname, originalSender: entry.sender, queueId: entry.id, arrivalDate: new Date(entry.createdAt), envid: entry.dsn?.envid, recipients, returned });
-    await this.deps.queue.enqueue({ sender: '', recipients: [entry.sender] }, Readable.from([message]));
+    await this.deps.queue.enqueue({ sender: '', recipients: [entry.sender], lifetimeMs: this.deps.config.delivery.max_lifetime_seconds * 1000 }, Readable.from([message]));
     this.kick();
   }
 }

@@ -313,7 +313,7 @@ export class InboundServer {
     const env = session.envelope;
     const sender = env.mailFrom ? env.mailFrom.address : '';
     const received = `Received: from ${session.hostNameAppearsAs} ([${session.remoteAddress.replace(/^::ffff:/, '')}])\r\n\tby ${this.deps.hostname} (relay365) with ${session.transmissionType}${session.user ? ` (authenticated as ${session.user})` : ''};\r\n\t${new Date().toUTCString().replace('GMT', '+0000')}\r\n`;
-    const meta: EnqueueMeta = { sender, recipients: env.rcptTo.map((r) => r.address), maxBytes: this.deps.config.relay.max_message_size, clientIp: session.remoteAddress, authUser: typeof session.user === 'string' ? session.user : undefined, ...dsnMetaOf(env) };
+    const meta: EnqueueMeta = { sender, recipients: env.rcptTo.map((r) => r.address), maxBytes: this.deps.config.relay.max_message_size, lifetimeMs: this.deps.config.delivery.max_lifetime_seconds * 1000, clientIp: session.remoteAddress, authUser: typeof session.user === 'string' ? session.user : undefined, ...dsnMetaOf(env) };
     // An async generator, not a stream: the queue only iterates it.
     const body = (async function* () {
       yield Buffer.from(received, 'latin1');

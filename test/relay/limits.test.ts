@@ -101,10 +101,10 @@ test('EHLO advertises PIPELINING, 8BITMIME, SMTPUTF8, SIZE, ENHANCEDSTATUSCODES 
   c.socket.destroy();
 });
 
-test('a reload changes the size limit and the idle timeout for the next sessions (smtp-server and the queue alike)', async (t) => {
+test('a reload changes the size limit, the idle timeout and the queue lifetime for what comes next (smtp-server and the queue alike)', async (t) => {
   const dir = tempDir();
-  const yamlWith = (size: number, timeout: number) =>
-    relayYaml(fixture.sb, { relay: `  max_message_size: ${size}\n  socket_timeout_seconds: ${timeout}`, delivery: '  messages_per_minute_per_account: 100000' }).replace('web:\n  port: 0', `queue:\n  dir: ${join(dir, 'queue')}\nweb:\n  enabled: false`);
+  const yamlWith = (size: number, timeout: number, lifetime = 86_400) =>
+    relayYaml(fixture.sb, { relay: `  max_message_size: ${size}\n  socket_timeout_seconds: ${timeout}`, delivery: `  messages_per_minute_per_account: 100000\n  max_lifetime_seconds: ${lifetime}` }).replace('web:\n  port: 0', `queue:\n  dir: ${join(dir, 'queue')}\nweb:\n  enabled: false`);
   const relay = await RelayService.start({ config: parseConfigText(yamlWith(2048, 300), 'size.yaml').config, stateDir: fixture.state, log: createLogger({ level: 'silent' }) });
   t.after(() => relay.stop());
   const body = `Subject: 5 KB\r\n\r\n${'x'.repeat(76)}\r\n`.repeat(64);
@@ -119,7 +119,7 @@ test('a reload changes the size limit and the idle timeout for the next sessions
     return reply;
   };
   assert.match(await send(), /^552 5\.3\.4 /);
-  relay.reload(parseConfigText(yamlWith(10_000, 1), 'size.yaml').config);
+  relay.reload(parseConfigText(yamlWith(10_000, 1, 7_200), 'size.yaml').config);
   // The inbound thread gets the new configuration as a message: the next session may still be early.
   const deadline = Date.now() + 5_000;
   let ehlo = '';
@@ -130,7 +130,10 @@ test('a reload changes the size limit and the idle timeout for the next sessions
     c.socket.destroy();
   }
   assert.match(ehlo, /^250[ -]SIZE 10000$/m);
-  assert.match(await send(), /^250 /, 'the larger limit holds in the queue too');
+  const accepted = await send();
+  assert.match(accepted, /^250 /, 'the larger limit holds in the queue too');
+  const entry = (await relay.queue.get(/queued as (\w+)/.exec(accepted)![1]!))!;
+  assert.equal(Date.parse(entry.expiresAt) - Date.parse(entry.createdAt), 7_200_000, 'queued with the new lifetime');
   const idle = await session(relay.smtpPort);
   const started = Date.now();
   assert.match((await idle.smtpReply(5_000)).join('\n'), /^421 /, 'an idle session is closed after the new timeout');
