@@ -82,3 +82,15 @@ test('a TLS listener without its certificate or key is a config error naming the
   );
   assert.doesNotThrow(() => parseConfigText('relay:\n  listen:\n    - { port: 2525 }\n', 't.yaml'));
 });
+
+test('a recipient_domain written like a pattern, and a reject message over several lines, are config errors', () => {
+  for (const [text, message] of [
+    ['relay:\n  rules:\n    - { recipient_domain: "@fabrikam.test", route: by-sender }\n', /^d\.yaml:3: relay\.rules\.0\.recipient_domain: a domain name such as example\.com \(no @, no trailing dot\)/],
+    ['relay:\n  rules:\n    - { recipient_domain: "fabrikam.test.", route: by-sender }\n', /relay\.rules\.0\.recipient_domain: a domain name/],
+    ['relay:\n  routes:\n    no: { type: reject, message: "first line\\nsecond line" }\n', /^d\.yaml:3: relay\.routes\.no\.message: one line only/],
+  ] as const) {
+    assert.throws(() => parseConfigText(text, 'd.yaml'), (err: unknown) => err instanceof ConfigError && message.test(err.message), text);
+  }
+  const ok = parseConfigText('relay:\n  routes:\n    no: { type: reject, message: "Not from here" }\n  rules:\n    - { recipient_domain: Fabrikam.test, route: no }\n', 'd.yaml');
+  assert.equal(ok.config.relay.rules[0]!.recipient_domain, 'Fabrikam.test');
+});

@@ -60,12 +60,21 @@ export const routeSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('graph'), account: z.string(), base_url: z.string().optional(), ca_file: z.string().optional(), rewrite_sender: z.boolean().default(false) }),
   z.strictObject({ type: z.literal('mx'), resolvers: z.array(z.string()).optional(), port: z.number().int().optional() }),
   z.strictObject({ type: z.literal('smarthost'), host: z.string(), port: z.number().int().optional(), security: security.optional(), user: z.string().optional(), password: z.string().optional(), ca_file: z.string().optional(), max_connections: z.number().int().min(1).max(100).default(20).describe('Concurrent connections to the smarthost (Postfix default: 20).') }),
-  z.strictObject({ type: z.literal('reject'), message: z.string().default('Relaying to this destination is not allowed') }),
+  z.strictObject({
+    type: z.literal('reject'),
+    // It becomes the text of an SMTP reply: a line break would end the reply early.
+    message: z.string().regex(/^[^\r\n]*$/, { message: 'one line only (it is sent as the text of an SMTP reply)' }).default('Relaying to this destination is not allowed'),
+  }),
 ]);
 
 const rule = z.strictObject({
   sender: z.string().optional().describe('Envelope sender: address, @domain, or a * wildcard pattern.'),
-  recipient_domain: z.string().optional(),
+  recipient_domain: z
+    .string()
+    // A value written like a sender pattern (@example.com) or with the DNS root dot would never match.
+    .regex(/^[^@\s]+[^.@\s]$/, { message: 'a domain name such as example.com (no @, no trailing dot)' })
+    .optional()
+    .describe('Recipient domain, exactly (example.com; its subdomains are not included).'),
   user: z.string().optional().describe('Authenticated relay user.'),
   client: network.optional().describe('Client IP or CIDR.'),
   route: z.string().describe('Name of a route in relay.routes, or "by-sender".'),
