@@ -307,13 +307,9 @@ export class PostgresQueue implements Queue {
       // The Message-ID is known only once the headers have streamed through (inbound.ts notes it).
       await c.query(`UPDATE ${this.t('entries')} SET size = $2, body_chunks = $3, message_id = $4 WHERE id = $1`, [id, size, seq, meta.messageId ?? null]);
       const rcptDsn = meta.recipientDsn;
-      if (rcptDsn?.size) {
-        const notify = meta.recipients.map((r) => rcptDsn.get(r)?.notify?.join(',') ?? null);
-        const orcpt = meta.recipients.map((r) => rcptDsn.get(r)?.orcpt ?? null);
-        await c.query(`INSERT INTO ${this.t('recipients')} (entry_id, position, address, state, notify, orcpt) SELECT $1, r.n, r.address, 'pending', r.notify, r.orcpt FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS r(address, notify, orcpt, n) ON CONFLICT DO NOTHING`, [id, meta.recipients, notify, orcpt]);
-      } else {
-        await c.query(`INSERT INTO ${this.t('recipients')} (entry_id, position, address, state) SELECT $1, r.n, r.address, 'pending' FROM unnest($2::text[]) WITH ORDINALITY AS r(address, n) ON CONFLICT DO NOTHING`, [id, meta.recipients]);
-      }
+      const notify = meta.recipients.map((r) => rcptDsn?.get(r)?.notify?.join(',') ?? null);
+      const orcpt = meta.recipients.map((r) => rcptDsn?.get(r)?.orcpt ?? null);
+      await c.query(`INSERT INTO ${this.t('recipients')} (entry_id, position, address, state, notify, orcpt) SELECT $1, r.n, r.address, 'pending', r.notify, r.orcpt FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS r(address, notify, orcpt, n) ON CONFLICT DO NOTHING`, [id, meta.recipients, notify, orcpt]);
       await c.query('COMMIT');
     } catch (err) {
       if (client) await client.query('ROLLBACK').catch((e: Error) => (broken = e));

@@ -228,10 +228,13 @@ export class DeliveryEngine {
     return this.waiting.get(account) ?? 0;
   }
 
-  /** Whether a delivery for `account` should give its worker back rather than wait (see process()). */
-  private pacedOut(account: string): boolean {
+  /**
+   * When a delivery for `account` that gives its worker back rather than wait (see process()) is
+   * tried again; 0 when it may wait for the account's window.
+   */
+  private pacedUntil(account: string): number {
     const waiting = this.waitingFor(account);
-    return waiting >= this.deps.config.delivery.connections_per_account && this.limiter.freeAt(account, waiting) > 0;
+    return waiting >= this.deps.config.delivery.connections_per_account ? this.limiter.freeAt(account, waiting) : 0;
   }
 
   /** Waits for a place in `account`'s window, counted among the waiting. */
@@ -325,8 +328,7 @@ export class DeliveryEngine {
     // NOTIFY/ORCPT by address, only for the (rare) message whose client gave any.
     const rcptDsn = entry.recipients.some((r) => r.notify || r.orcpt) ? new Map(entry.recipients.map((r) => [r.address, r])) : undefined;
     const failureNotice = (r: string, status: string, diagnostic: string) => {
-      const info = rcptDsn?.get(r);
-      if (wantsNotice(info?.notify, 'FAILURE')) dsn.push({ recipient: r, action: 'failed', status, diagnostic, ...(info?.orcpt ? { originalRecipient: info.orcpt } : {}) });
+      if (wantsNotice(rcptDsn?.get(r)?.notify, 'FAILURE')) dsn.push(noticeFor(rcptDsn, r, 'failed', status, diagnostic));
     };
     for (const { route, recipients } of groups.values()) {
       const started = Date.now();
@@ -358,6 +360,7 @@ export class DeliveryEngine {
         const budgetFreesAt = account ? this.budget.fitsAt(account, batch.length) : 0;
         const pause = account ? this.paused.get(account) : undefined;
         const held = quotaHeld && quotaHeld > Date.now() ? quotaHeld : budgetFreesAt || undefined;
+        const pacedUntil = account ? this.pacedUntil(account) : 0;
         if (pause && pause.until > Date.now()) {
           reply = `451 4.7.0 Account ${account} is paused until ${new Date(pause.until).toISOString()} after the server refused its login: ${pause.reply}`;
           fail(recipients, reply, false, '4.7.0');
@@ -367,14 +370,13 @@ export class DeliveryEngine {
           reply = `452 4.2.0 Account ${account} is paused until ${new Date(held).toISOString()} (${why})`;
           fail(recipients, reply, false, '4.2.0');
           holdUntil = Math.max(holdUntil ?? 0, held);
-        } else if (account && this.pacedOut(account)) {
+        } else if (pacedUntil) {
           // Only a few deliveries wait for an account's per-minute window; the rest give their
           // worker back and come again when it has room, so one busy account (a scanner's burst)
           // does not hold every worker while other routes' mail waits.
-          const next = this.limiter.freeAt(account, this.waitingFor(account));
-          reply = `452 4.2.0 Account ${account} sends at most ${config.delivery.messages_per_minute_per_account} messages a minute; next try at ${new Date(next).toISOString()}`;
+          reply = `452 4.2.0 Account ${account} sends at most ${config.delivery.messages_per_minute_per_account} messages a minute; next try at ${new Date(pacedUntil).toISOString()}`;
           fail(recipients, reply, false, '4.2.0');
-          holdUntil = Math.max(holdUntil ?? 0, next);
+          holdUntil = Math.max(holdUntil ?? 0, pacedUntil);
         } else {
           try {
             if (account) await this.paced(account);
@@ -388,10 +390,7 @@ export class DeliveryEngine {
             outcome.delivered.push(...result.accepted);
             // Graph returns no DSNs: a SUCCESS request ends here, with a "relayed" one (RFC 3461 §6.2.4).
             if (rcptDsn && route.spec.type === 'graph') {
-              for (const r of result.accepted) {
-                const info = rcptDsn.get(r);
-                if (wantsNotice(info?.notify, 'SUCCESS')) dsn.push({ recipient: r, action: 'relayed', status: '2.0.0', diagnostic: result.response, ...(info?.orcpt ? { originalRecipient: info.orcpt } : {}) });
-              }
+              for (const r of result.accepted) if (wantsNotice(rcptDsn.get(r)?.notify, 'SUCCESS')) dsn.push(noticeFor(rcptDsn, r, 'relayed', '2.0.0', result.response));
             }
             if (account) {
               this.budget.record(account, result.accepted.length);
@@ -470,10 +469,7 @@ export class DeliveryEngine {
     if (history.some((a) => a.route === DELAY_NOTICE_ROUTE)) return;
     await this.bounce(
       entry,
-      deferred.map((d) => {
-        const orcpt = rcptDsn?.get(d.recipient)?.orcpt;
-        return { recipient: d.recipient, action: 'delayed', status: /\b(4\.\d{1,3}\.\d{1,3})\b/.exec(d.reply)?.[1] ?? '4.0.0', diagnostic: d.reply, ...(orcpt ? { originalRecipient: orcpt } : {}) };
-      }),
+      deferred.map((d) => noticeFor(rcptDsn, d.recipient, 'delayed', /\b(4\.\d{1,3}\.\d{1,3})\b/.exec(d.reply)?.[1] ?? '4.0.0', d.reply)),
     );
     outcome.attempts!.push({ at: new Date().toISOString(), route: DELAY_NOTICE_ROUTE, recipients: deferred.map((d) => d.recipient), reply: `delay notice sent to ${entry.sender}`, durationMs: 0, outcome: 'deferred' });
   }
@@ -491,6 +487,12 @@ export class DeliveryEngine {
     await this.deps.queue.enqueue({ sender: '', recipients: [entry.sender], lifetimeMs: this.deps.config.delivery.max_lifetime_seconds * 1000 }, Readable.from([message]));
     this.kick();
   }
+}
+
+/** A recipient's line in a DSN, with the original recipient (ORCPT) its client gave, if any. */
+function noticeFor(rcptDsn: Map<string, QueueRecipient> | undefined, recipient: string, action: DsnRecipient['action'], status: string, diagnostic: string): DsnRecipient {
+  const orcpt = rcptDsn?.get(recipient)?.orcpt;
+  return { recipient, action, status, diagnostic, ...(orcpt ? { originalRecipient: orcpt } : {}) };
 }
 
 /**

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { SMTPServerEnvelope } from 'smtp-server';
 import type { DsnNotify, EnqueueMeta, RecipientDsn } from '../queue/index.js';
+import { blankLine } from './header.js';
 
 export interface DsnRecipient {
   recipient: string;
@@ -59,11 +60,11 @@ export function dsnMetaOf(envelope: SMTPServerEnvelope): Pick<EnqueueMeta, 'dsn'
   return out;
 }
 
-/** Where the header section ends: the first empty line, CRLF or bare LF (a message from a Unix tool). */
+/** Where the header section ends, before its last line break (./header.ts); -1 if not seen yet. */
 export function headerEnd(message: Buffer): number {
-  const crlf = message.indexOf('\r\n\r\n');
-  const lf = message.indexOf('\n\n');
-  return crlf < 0 ? lf : lf < 0 ? crlf : Math.min(crlf, lf);
+  const start = blankLine(message)?.start;
+  if (start === undefined) return -1;
+  return start === 0 ? 0 : start - (message[start - 2] === 0x0d ? 2 : 1);
 }
 
 /**
@@ -78,7 +79,7 @@ export async function readReturnedContent(body: AsyncIterable<Buffer>, full: boo
   for await (const chunk of body) {
     chunks.push(chunk);
     size += chunk.length;
-    if (size >= limit || (!full && chunk.includes(10) && headerEnd(Buffer.concat(chunks)) >= 0)) break;
+    if (size >= limit || (!full && chunk.includes(10) && blankLine(Buffer.concat(chunks)) !== undefined)) break;
   }
   const all = Buffer.concat(chunks);
   if (full && all.length <= FULL_RETURN_MAX) return { kind: 'message', bytes: all };

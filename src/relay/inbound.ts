@@ -15,6 +15,7 @@ import type { EnqueueMeta, Queue, QueueEntry } from '../queue/index.js';
 import { patchSmtpStream } from './smtp-stream-patch.js';
 import { noteStreamed } from '../core/memory.js';
 import { chunksOf } from '../core/stream.js';
+import { blankLine } from './header.js';
 import { giveCredits, handoffLeaseMs, takeCredits, type Handoff } from './handoff.js';
 import { dsnMetaOf } from './dsn.js';
 import { addressProblem, buildAllowList, clientAllowed, matchesAddressPattern, verifyPassword } from './policy.js';
@@ -86,16 +87,6 @@ const LOOPBACK = buildAllowList(['127.0.0.0/8', '::1/128']);
 
 /** How much of a message's header is searched for its Message-ID. */
 const HEAD_MAX = 64 * 1024;
-const LF_LF = Buffer.from('\n\n');
-const LF_CRLF = Buffer.from('\n\r\n');
-
-/** The end of the first blank line in `bytes` (just past it), or its length if it has none. */
-function blankLineEnd(bytes: Buffer): number {
-  const lf = bytes.indexOf(LF_LF);
-  const crlf = bytes.indexOf(LF_CRLF);
-  if (lf < 0 && crlf < 0) return bytes.length;
-  return lf >= 0 && (crlf < 0 || lf < crlf) ? lf + 2 : crlf + 3;
-}
 
 /**
  * The Message-ID of a message whose chunks pass by, looked for until the header ends (or 64 KB
@@ -116,7 +107,7 @@ export class MessageIdFinder {
   feed(chunk: Buffer): string | undefined {
     if (this.head === undefined) return this.found;
     const part = chunk.subarray(0, HEAD_MAX - this.head.length);
-    const head = this.head + part.toString('latin1', 0, blankLineEnd(part));
+    const head = this.head + part.toString('latin1', 0, blankLine(part, false)?.end ?? part.length);
     const end = /\r?\n\r?\n/.exec(head)?.index;
     this.found = /^Message-ID:\s*<([^>\r\n]+)>/im.exec(end === undefined ? head : head.slice(0, end))?.[1];
     this.head = this.found !== undefined || end !== undefined || head.length >= HEAD_MAX ? undefined : head;

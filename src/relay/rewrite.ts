@@ -7,18 +7,10 @@
  */
 import { Readable } from 'node:stream';
 import { chunksOf } from '../core/stream.js';
+import { blankLine } from './header.js';
 
 /** A header longer than this is treated as ending there (Postfix's header_size_limit is 100 KB). */
 const HEADER_MAX = 256 * 1024;
-
-/** Where the header ends in `head` (the start of the blank line after it), or -1 if not seen yet. */
-function headerEnd(head: Buffer): number {
-  if (head[0] === 0x0a || (head[0] === 0x0d && head[1] === 0x0a)) return 0;
-  const lf = head.indexOf('\n\n');
-  const crlf = head.indexOf('\n\r\n');
-  if (lf < 0 && crlf < 0) return -1;
-  return (lf >= 0 && (crlf < 0 || lf < crlf) ? lf : crlf) + 1;
-}
 
 /** One From: field (with its continuation lines), anywhere in the header. */
 const FROM_FIELD = /^From:[ \t]*(.*(?:\r?\n[ \t].*)*)(?:\r?\n|$)/gim;
@@ -51,9 +43,9 @@ export function rewriteSender(source: Readable, mailbox: string): Readable {
           continue;
         }
         head = Buffer.concat([head, chunk]);
-        const end = headerEnd(head);
-        if (end < 0 && head.length < HEADER_MAX) continue;
-        const cut = end < 0 ? head.length : end;
+        const end = blankLine(head)?.start;
+        if (end === undefined && head.length < HEADER_MAX) continue;
+        const cut = end ?? head.length;
         yield rewritten(cut);
         yield head.subarray(cut);
       }
